@@ -1,0 +1,50 @@
+# Conveyor: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo up down status test test-unit lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv from the pinned requirements.txt
+
+demo: $(STAMP) ## Start the local stack, run the pipeline through Airflow's REST API, predict
+	$(BIN)/conveyor demo
+
+up: $(STAMP) ## Start the local stack (Ray head, MLflow, Airflow) without triggering a run
+	$(BIN)/conveyor up
+
+down: $(STAMP) ## Stop exactly what `make up`/`make demo` started (by recorded PID)
+	$(BIN)/conveyor down
+
+status: $(STAMP) ## Show the local stack's services
+	$(BIN)/conveyor status
+
+lint: $(STAMP) ## ruff check + ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test-unit: $(STAMP) ## Unit tests only (no services)
+	$(BIN)/python -m pytest tests/unit
+
+test: lint ## The whole suite: lint, unit, integration (real Ray, Airflow, MLflow, Serve)
+	$(BIN)/python -m pytest
+
+clean: ## Remove the local stack's data (.local); run `make down` first
+	rm -rf .local

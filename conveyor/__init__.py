@@ -1,0 +1,1 @@
+"""Conveyor's command line and local stack manager."""

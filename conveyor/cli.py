@@ -1,0 +1,226 @@
+"""``conveyor``: every pipeline stage from the shell, calling the same functions as the DAG.
+
+Success prints a JSON summary on stdout and exits 0; failure prints one line naming the cause on
+stderr and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from pipelines.settings import get_settings
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+
+def _emit(payload) -> None:
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def _one_line_errors(func):
+    """Turn any exception into a one-line message on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            typer.echo(f"conveyor {func.__name__}: {message}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from None
+
+
+@app.command()
+@_one_line_errors
+def generate(
+    date: str = typer.Option(..., help="day to generate, YYYY-MM-DD"),
+    out: Path = typer.Option(..., help="landing directory to write the file into"),
+    machines: int = typer.Option(50, min=1),
+    seed: int = typer.Option(42),
+):
+    """Generate a day of telemetry into a landing-zone Parquet file."""
+    from pipelines.ingest import write_landing_file
+    from pipelines.sources.generator import GeneratorConfig
+
+    _emit(write_landing_file(_date(date), out, GeneratorConfig(machines=machines, seed=seed)))
+
+
+@app.command()
+@_one_line_errors
+def ingest(
+    date: str = typer.Option(..., help="partition date, YYYY-MM-DD"),
+    source: str = typer.Option("generator", help="'generator' or a landing file/directory"),
+    lake: str | None = typer.Option(None, help="lake root (default: settings)"),
+    machines: int = typer.Option(50, min=1, help="generator only"),
+):
+    """Load one day into its lake partition (replacing it)."""
+    from pipelines.ingest import ingest_day
+    from pipelines.sources.generator import GeneratorConfig
+
+    result = ingest_day(
+        _date(date),
+        lake or get_settings().lake,
+        source=source,
+        generator=GeneratorConfig(machines=machines),
+    )
+    _emit(result.as_dict())
+
+
+@app.command()
+@_one_line_errors
+def validate(
+    date: str = typer.Option(..., help="partition date, YYYY-MM-DD"),
+    lake: str | None = typer.Option(None, help="lake root (default: settings)"),
+):
+    """Validate a partition; exit 1 if a critical expectation fails."""
+    from pipelines import lake as lake_io
+    from pipelines.validation import validate_frame
+
+    settings = get_settings()
+    day = _date(date)
+    report = validate_frame(
+        lake_io.read_partition(lake or settings.lake, day), day, settings.validation_dir
+    )
+    _emit(report.as_dict())
+    if not report.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_one_line_errors
+def train(
+    dates: str = typer.Option(..., help="comma-separated partition dates"),
+    epochs: int = typer.Option(5, min=1),
+    num_workers: int = typer.Option(2, min=1),
+    use_gpu: str = typer.Option("auto"),
+    name: str = typer.Option("cli", help="run name; the same name resumes from its checkpoint"),
+):
+    """Train on the Ray cluster (submits ray_jobs/train.py through the Jobs API) and register."""
+    import time
+
+    from ray.job_submission import JobSubmissionClient
+
+    from pipelines.registry import register_training
+
+    settings = get_settings()
+    result_path = settings.runs_dir / "results" / f"{name}.json"
+    client = JobSubmissionClient(settings.ray_jobs_address)
+    job_id = client.submit_job(
+        entrypoint=(
+            f"python -m ray_jobs.train --lake {settings.lake} --dates {dates} "
+            f"--storage-path {settings.runs_dir} --epochs {epochs} "
+            f"--num-workers {num_workers} --use-gpu {use_gpu} --name {name}"
+        ),
+        runtime_env={
+            "working_dir": str(Path(__file__).resolve().parent.parent),
+            "excludes": [".venv", ".local", ".git", "tests", "docs", "bench"],
+            "env_vars": {"CONVEYOR_RESULT_PATH": str(result_path)},
+        },
+    )
+    while not client.get_job_status(job_id).is_terminal():
+        time.sleep(2)
+    info = client.get_job_info(job_id)
+    if info.status.value != "SUCCEEDED":
+        raise RuntimeError(f"Ray job {job_id} {info.status.value}: {info.message}")
+    result = json.loads(result_path.read_text())
+    version = register_training(settings.tracking_uri, settings.model_name, result, name)
+    _emit({"train": result, "registered": version.as_dict()})
+
+
+@app.command()
+@_one_line_errors
+def deploy(version: str = typer.Option(..., help="registered model version to serve")):
+    """Deploy a registered model version with Ray Serve and smoke-test it."""
+    from pipelines.serving import deploy_model, smoke_test
+
+    s = get_settings()
+    deployment = deploy_model(
+        s.ray_jobs_address,
+        app_name=s.serve_app_name,
+        route_prefix=s.serve_route_prefix,
+        model_name=s.model_name,
+        model_version=version,
+        tracking_uri=s.tracking_uri,
+        http_host=s.host,
+        http_port=s.serve_http_port,
+    )
+    _emit(
+        {"deployment": deployment.as_dict(), "smoke_test": smoke_test(deployment.endpoint, version)}
+    )
+
+
+@app.command()
+@_one_line_errors
+def predict(json_: str = typer.Option(..., "--json", help="one record or a list of records")):
+    """Score records against the served endpoint."""
+    from pipelines.serving import predict as post
+
+    try:
+        payload = json.loads(json_)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--json is not valid JSON ({exc})") from None
+    records = payload if isinstance(payload, list) else [payload]
+    s = get_settings()
+    _emit(post(f"{s.serve_base_url}{s.serve_route_prefix}", records))
+
+
+@app.command()
+@_one_line_errors
+def up(airflow: bool = typer.Option(True, help="also start Airflow standalone")):
+    """Start the embedded stack (Ray head, MLflow, Airflow); reuse what already runs."""
+    from conveyor.stack import Stack
+
+    _emit([r.as_dict() for r in Stack(get_settings()).up(airflow=airflow)])
+
+
+@app.command()
+@_one_line_errors
+def down():
+    """Stop exactly what `conveyor up` started (by recorded PID)."""
+    from conveyor.stack import Stack
+
+    _emit({"stopped": Stack(get_settings()).down()})
+
+
+@app.command()
+@_one_line_errors
+def status():
+    """Show the embedded stack's services and whether each is running."""
+    from conveyor.stack import Stack
+
+    _emit(Stack(get_settings()).status())
+
+
+@app.command()
+@_one_line_errors
+def demo(
+    days: int = typer.Option(7, min=1),
+    machines: int = typer.Option(50, min=1),
+    epochs: int = typer.Option(5, min=1),
+    timeout: float = typer.Option(1800.0),
+):
+    """Start the stack, trigger the DAG through Airflow's REST API, follow it, predict."""
+    from conveyor.demo import run_demo
+
+    sys.exit(run_demo(get_settings(), days=days, machines=machines, epochs=epochs, timeout=timeout))
+
+
+if __name__ == "__main__":
+    app()

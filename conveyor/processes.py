@@ -1,0 +1,137 @@
+"""Background services started and stopped by recorded PID, never by process name.
+
+Every service runs in its own session (``setsid``) so that stopping its process group stops the
+children it spawned (Ray's raylet and workers, Airflow's scheduler, ...) and nothing else.
+A record keeps the PID and its start time, so a PID reused by the OS is never signalled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+
+class StackError(RuntimeError):
+    """A service could not be started or reached; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ServiceRecord:
+    name: str
+    pid: int
+    started_at: float
+    log: str
+    url: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def alive(self) -> bool:
+        try:
+            proc = psutil.Process(self.pid)
+            return abs(proc.create_time() - self.started_at) < 1.0 and proc.is_running()
+        except psutil.NoSuchProcess:
+            return False
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def require_free_ports(host: str, ports: dict[str, int]) -> None:
+    taken = [f"{name}={port}" for name, port in ports.items() if not port_is_free(host, port)]
+    if taken:
+        raise StackError(
+            f"port(s) already in use on {host}: {', '.join(taken)}; stop whatever holds them "
+            "or choose others with the CONVEYOR_*_PORT variables"
+        )
+
+
+def spawn(name: str, argv: list[str], log_path: Path, env: dict, url: str, cwd: Path | None = None):
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    return proc, ServiceRecord(
+        name=name,
+        pid=proc.pid,
+        started_at=psutil.Process(proc.pid).create_time(),
+        log=str(log_path),
+        url=url,
+    )
+
+
+def wait_until(
+    check,
+    what: str,
+    timeout: float,
+    proc: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+) -> None:
+    """Poll ``check()`` until it is true; fail fast if ``proc`` died, never hang past timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = _tail(log_path) if log_path else ""
+            raise StackError(f"{what} exited with code {proc.returncode} while starting{tail}")
+        try:
+            if check():
+                return
+        except Exception:  # the service is not answering yet
+            pass
+        time.sleep(0.5)
+    raise StackError(f"{what} not ready after {timeout:.0f}s{_tail(log_path) if log_path else ''}")
+
+
+def _tail(log_path: Path | None, lines: int = 15) -> str:
+    if not log_path or not log_path.exists():
+        return ""
+    text = log_path.read_text(errors="replace").splitlines()[-lines:]
+    return f"; see {log_path}:\n" + "\n".join(text)
+
+
+def stop(record: ServiceRecord, timeout: float = 30.0) -> bool:
+    """SIGTERM the service's process group, then SIGKILL what is left. True if it was running."""
+    if not record.alive():
+        return False
+    group = os.getpgid(record.pid)
+    try:
+        members = [p for p in psutil.process_iter() if _pgid(p) == group]
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    _, alive = psutil.wait_procs(members, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    return True
+
+
+def _pgid(proc: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(proc.pid)
+    except (ProcessLookupError, psutil.Error):
+        return None

@@ -1,0 +1,180 @@
+"""
+### Predictive maintenance: telemetry → lake → validation → Ray training → MLflow → Ray Serve
+
+Each run handles the **days** ending at its data interval:
+
+1. **ingest** one Parquet partition per day into the lake (replaced, never appended);
+2. **validate** every partition with the Great Expectations suite in `data_checks/`; a critical
+   failure stops the run here, so nothing downstream sees bad data;
+3. **train** a PyTorch classifier with Ray Train (DDP) as a Ray job (a retry reattaches to the
+   same job, and the run name is stable so training resumes from its last checkpoint);
+4. **register** the model version in MLflow (once per training run);
+5. **deploy** it as a Ray Serve application and wait until it is RUNNING;
+6. **smoke_test** the live endpoint with real requests.
+
+Trigger it from the UI (the form below), on its daily schedule, or through the REST API
+(`POST /api/v2/dags/predictive_maintenance/dagRuns`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from conveyor_provider.operators.ray_job import RayJobOperator
+
+RETRIES = {"retries": 2, "retry_delay": timedelta(seconds=10), "retry_exponential_backoff": True}
+
+
+def _settings():
+    """Conveyor's deployment settings, read when a template renders (on the worker)."""
+    from pipelines.settings import get_settings
+
+    return get_settings()
+
+
+def _run_day(context):
+    """The day a run covers: its data interval's start, or its logical date / run time."""
+    moment = (
+        context.get("data_interval_start")
+        or context.get("logical_date")
+        or context["dag_run"].run_after
+    )
+    return moment.date()
+
+
+@dag(
+    dag_id="predictive_maintenance",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["predictive-maintenance", "conveyor"],
+    default_args=RETRIES,
+    doc_md=__doc__,
+    user_defined_macros={"settings": _settings},
+    params={
+        "days": Param(
+            1,
+            type="integer",
+            minimum=1,
+            maximum=60,
+            title="Days",
+            description="How many days, ending at the run's date, to ingest and train on.",
+        ),
+        "source": Param(
+            "generator",
+            type="string",
+            title="Data source",
+            description="'generator' or a landing-zone path of CSV/Parquet files.",
+        ),
+        "machines": Param(
+            50,
+            type="integer",
+            minimum=1,
+            maximum=1000,
+            title="Machines",
+            description="Generator only: machines per day.",
+        ),
+        "epochs": Param(5, type="integer", minimum=1, maximum=200, title="Epochs"),
+        "num_workers": Param(2, type="integer", minimum=1, maximum=64, title="Ray Train workers"),
+        "use_gpu": Param(
+            "auto",
+            enum=["auto", "true", "false"],
+            title="Use GPU",
+            description="'auto' uses GPUs when the Ray cluster has them.",
+        ),
+    },
+)
+def predictive_maintenance():
+    @task
+    def ingest(params=None, run_id=None, **context) -> list[str]:
+        import datetime as dt
+
+        from pipelines.ingest import ingest_days
+        from pipelines.settings import get_settings
+        from pipelines.sources.generator import GeneratorConfig
+
+        last = _run_day(context)
+        days = [last - dt.timedelta(days=i) for i in reversed(range(params["days"]))]
+        results = ingest_days(
+            days,
+            get_settings().lake,
+            source=params["source"],
+            generator=GeneratorConfig(machines=params["machines"]),
+            run_id=run_id,
+        )
+        return [r.date for r in results]
+
+    @task
+    def validate(dates: list[str]) -> list[str]:
+        import datetime as dt
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipelines.settings import get_settings
+        from pipelines.validation import ValidationFailed, validate_partition
+
+        settings = get_settings()
+        for date in dates:
+            try:
+                validate_partition(
+                    settings.lake, dt.date.fromisoformat(date), settings.validation_dir
+                )
+            except ValidationFailed as exc:  # deterministic: retrying cannot help
+                raise AirflowFailException(str(exc)) from exc
+        return dates
+
+    validated = validate(ingest())
+
+    train = RayJobOperator(
+        task_id="train",
+        entrypoint=(
+            "python -m ray_jobs.train --lake {{ settings().lake }}"
+            " --dates {{ ti.xcom_pull(task_ids='validate') | join(',') }}"
+            " --storage-path {{ settings().runs_dir }}"
+            " --epochs {{ params.epochs }} --num-workers {{ params.num_workers }}"
+            " --use-gpu {{ params.use_gpu }}"
+        ),
+    )
+
+    @task
+    def register(train_result: dict) -> dict:
+        from pipelines.registry import register_training
+        from pipelines.settings import get_settings
+
+        settings = get_settings()
+        return register_training(
+            settings.tracking_uri, settings.model_name, train_result, train_result["run_name"]
+        ).as_dict()
+
+    @task
+    def deploy(version: dict) -> dict:
+        from pipelines.serving import deploy_model
+        from pipelines.settings import get_settings
+
+        s = get_settings()
+        return deploy_model(
+            s.ray_jobs_address,
+            app_name=s.serve_app_name,
+            route_prefix=s.serve_route_prefix,
+            model_name=version["name"],
+            model_version=version["version"],
+            tracking_uri=s.tracking_uri,
+            http_host=s.host,
+            http_port=s.serve_http_port,
+        ).as_dict()
+
+    @task
+    def smoke_test(deployment: dict) -> dict:
+        from pipelines.serving import smoke_test as run_smoke_test
+
+        return run_smoke_test(deployment["endpoint"], deployment["model_version"])
+
+    validated >> train
+    smoke_test(deploy(register(train.output)))
+
+
+predictive_maintenance()

@@ -1,0 +1,1 @@
+"""Pipeline logic as plain Python: no Airflow imports, explicit arguments, returned values."""

@@ -1,0 +1,107 @@
+"""MLflow tracking and registry: one run and one model version per training run, exactly once.
+
+A training run is identified by its run key (stable for a DAG run). Registering the same key
+again returns the version already registered, so a retried task never adds a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+log = logging.getLogger(__name__)
+
+RUN_KEY_TAG = "conveyor.run_key"
+EXPERIMENT = "predictive_maintenance"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    created: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _experiment_id(client, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else client.create_experiment(name)
+
+
+def _ensure_registered_model(client, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        client.create_registered_model(name)
+
+
+def register_training(
+    tracking_uri: str, model_name: str, train_result: dict, run_key: str
+) -> RegisteredVersion:
+    """Log params, metrics and the model directory of ``train_result``; register a version."""
+    client = _client(tracking_uri)
+    experiment_id = _experiment_id(client, EXPERIMENT)
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", max_results=1
+    )
+    for run in runs:
+        versions = client.search_model_versions(f"run_id = '{run.info.run_id}'")
+        if versions:
+            version = versions[0]
+            log.info(
+                "already registered name=%s version=%s run_key=%s",
+                model_name,
+                version.version,
+                run_key,
+            )
+            return RegisteredVersion(model_name, str(version.version), run.info.run_id, False)
+
+    run = (
+        runs[0]
+        if runs
+        else client.create_run(experiment_id, tags={RUN_KEY_TAG: run_key}, run_name=run_key)
+    )
+    run_id = run.info.run_id
+    for key, value in train_result.get("params", {}).items():
+        client.log_param(run_id, key, value)
+    for key, value in train_result.get("metrics", {}).items():
+        if isinstance(value, int | float):
+            client.log_metric(run_id, key, float(value))
+    client.log_artifacts(run_id, train_result["model_dir"], artifact_path="model")
+    client.set_terminated(run_id)
+
+    _ensure_registered_model(client, model_name)
+    tags = {RUN_KEY_TAG: run_key, "train_dates": ",".join(train_result.get("train_dates", []))}
+    tags.update({f"manifest.{d}": sha for d, sha in train_result.get("manifests", {}).items()})
+    version = client.create_model_version(
+        model_name, source=f"{run.info.artifact_uri}/model", run_id=run_id, tags=tags
+    )
+    log.info("registered name=%s version=%s run_id=%s", model_name, version.version, run_id)
+    return RegisteredVersion(model_name, str(version.version), run_id, True)
+
+
+def download_version(tracking_uri: str, model_name: str, version: str, dst: str) -> str:
+    """Fetch a registered version's model directory; returns the local path."""
+    import mlflow.artifacts
+
+    source = _client(tracking_uri).get_model_version_download_uri(model_name, version)
+    return mlflow.artifacts.download_artifacts(
+        artifact_uri=source, dst_path=dst, tracking_uri=tracking_uri
+    )
+
+
+def version_tags(tracking_uri: str, model_name: str, version: str) -> dict[str, str]:
+    return dict(_client(tracking_uri).get_model_version(model_name, version).tags)

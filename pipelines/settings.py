@@ -1,0 +1,84 @@
+"""Deployment settings: where the lake lives and how to reach Ray, MLflow and Airflow.
+
+One object, read from ``CONVEYOR_*`` environment variables, so the same code runs on a laptop
+(the embedded stack under ``.local/``), in docker-compose and against a real Ray cluster.
+Per-run choices (dates, epochs, ...) are not settings: they are DAG Params or CLI options.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConveyorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONVEYOR_", frozen=True)
+
+    home: Path = Path(".local")
+    """Root of everything the embedded stack writes (lake, MLflow, Airflow home, PIDs)."""
+    lake_root: str | None = None
+    """Lake root, a local path or an fsspec URL; defaults to ``<home>/lake``."""
+    host: str = "127.0.0.1"
+
+    ray_gcs_port: int = 6390
+    """Not Ray's default 6379, which Redis holds on our machines."""
+    ray_dashboard_port: int = 8265
+    ray_client_port: int = 10001
+    ray_dashboard_agent_port: int = 52365
+    """Ray's agent port is fixed by default; give each local cluster its own."""
+    ray_num_cpus: int = 4
+    """Logical CPUs the local head advertises (training workers + a Serve replica at once)."""
+    ray_address: str | None = None
+    """Ray Jobs / dashboard HTTP address; defaults to ``http://<host>:<ray_dashboard_port>``."""
+    serve_http_port: int = 8000
+
+    mlflow_port: int = 5001
+    mlflow_tracking_uri: str | None = None
+    """Defaults to the embedded MLflow server ``http://<host>:<mlflow_port>``."""
+
+    airflow_port: int = 8080
+    airflow_url: str | None = None
+
+    model_name: str = "predictive_maintenance"
+    serve_app_name: str = "predictive_maintenance"
+    serve_route_prefix: str = "/predictive-maintenance"
+
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.resolve()
+
+    @property
+    def lake(self) -> str:
+        return self.lake_root or str(self.home_dir / "lake")
+
+    @property
+    def ray_jobs_address(self) -> str:
+        return self.ray_address or f"http://{self.host}:{self.ray_dashboard_port}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def airflow_base_url(self) -> str:
+        return self.airflow_url or f"http://{self.host}:{self.airflow_port}"
+
+    @property
+    def serve_base_url(self) -> str:
+        return f"http://{self.host}:{self.serve_http_port}"
+
+    @property
+    def runs_dir(self) -> Path:
+        """Shared storage for training runs: checkpoints and each job's result JSON."""
+        return self.home_dir / "runs"
+
+    @property
+    def validation_dir(self) -> Path:
+        return self.home_dir / "validation"
+
+
+def get_settings() -> ConveyorSettings:
+    """Read settings fresh from the environment (cheap; no caching so tests can patch env)."""
+    return ConveyorSettings()

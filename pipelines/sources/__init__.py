@@ -1,0 +1,1 @@
+"""Where telemetry comes from: the built-in generator or landing-zone files."""

@@ -1,0 +1,1 @@
+"""Conveyor's Airflow provider: Ray Jobs hook and operator."""

@@ -1,0 +1,1 @@
+"""Entrypoints that run on the Ray cluster (training job, Serve application)."""

@@ -1,8 +1,8 @@
 """The DAG folder parses quickly, without errors, into the expected, retriable tasks."""
 
+import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -42,23 +42,18 @@ def test_schedule_and_params(dagbag):
     assert dag.doc_md and "Ray" in dag.doc_md
 
 
-def test_dag_file_parses_fast_without_heavy_imports():
-    """A fresh interpreter imports the DAG file; pandas/torch/ray/GX/MLflow stay unloaded."""
+def test_dag_file_parses_without_heavy_imports():
+    """A fresh interpreter imports the DAG file; pandas/torch/ray/GX/MLflow stay unloaded, which
+    is what keeps parsing fast (no wall-clock threshold here: machines are noisy)."""
+    dag_file = str(ROOT / "dags" / "predictive_maintenance.py")
     code = (
-        "import sys, time; sys.path[:0] = [{root!r}, {plugins!r}];"
-        "import airflow.sdk; t = time.perf_counter();"
-        "import importlib.util as u;"
-        "s = u.spec_from_file_location('pm', {dag!r}); m = u.module_from_spec(s);"
-        "s.loader.exec_module(m); print(time.perf_counter() - t);"
-        "print(','.join(x for x in ('pandas','torch','ray','great_expectations','mlflow')"
-        " if x in sys.modules))"
-    ).format(
-        root=str(ROOT),
-        plugins=str(ROOT / "plugins"),
-        dag=str(ROOT / "dags" / "predictive_maintenance.py"),
+        "import json, sys, importlib.util as u;"
+        f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'plugins')!r}];"
+        f"s = u.spec_from_file_location('pm', {dag_file!r});"
+        "s.loader.exec_module(u.module_from_spec(s));"
+        "print(json.dumps([m for m in ('pandas', 'torch', 'ray', 'great_expectations', 'mlflow')"
+        " if m in sys.modules]))"
     )
-    started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    seconds, heavy = out.stdout.strip().splitlines()[-2:] + [""][: 2 - len(out.stdout.split())]
-    assert heavy == "", f"heavy modules imported at parse time: {heavy}"
-    assert float(seconds) < time.perf_counter() - started  # sanity: measured inside the run
+    heavy = json.loads(out.stdout.strip().splitlines()[-1])
+    assert heavy == [], f"heavy modules imported at DAG parse time: {heavy}"

@@ -111,23 +111,32 @@ def _tail(log_path: Path | None, lines: int = 15) -> str:
 
 
 def stop(record: ServiceRecord, timeout: float = 30.0) -> bool:
-    """SIGTERM the service's process group, then SIGKILL what is left. True if it was running."""
+    """Stop the service and everything it spawned; True if it was running.
+
+    "Everything it spawned" is its process group plus all its descendants, collected before any
+    signal: some children (Ray's worker processes) move to process groups of their own.
+    """
     if not record.alive():
         return False
+    root = psutil.Process(record.pid)
     group = os.getpgid(record.pid)
-    try:
-        members = [p for p in psutil.process_iter() if _pgid(p) == group]
-        os.killpg(group, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    _, alive = psutil.wait_procs(members, timeout=timeout)
+    members = {p.pid: p for p in psutil.process_iter() if _pgid(p) == group}
+    members.update({p.pid: p for p in root.children(recursive=True)})
+    members[root.pid] = root
+    for proc in members.values():
+        _signal(proc, signal.SIGTERM)
+    _, alive = psutil.wait_procs(list(members.values()), timeout=timeout)
     for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
+        _signal(proc, signal.SIGKILL)
     psutil.wait_procs(alive, timeout=5)
     return True
+
+
+def _signal(proc: psutil.Process, sig: int) -> None:
+    try:
+        proc.send_signal(sig)
+    except psutil.NoSuchProcess:
+        pass
 
 
 def _pgid(proc: psutil.Process) -> int | None:

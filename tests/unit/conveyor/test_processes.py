@@ -1,0 +1,47 @@
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from conveyor.processes import StackError, require_free_ports, spawn, stop
+
+TREE = (
+    "import subprocess, sys, time;"
+    " subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(60)"
+)
+# The grandchild moves to its own session, as Ray's workers do.
+CHILD = "import os, time; os.setsid(); time.sleep(60)"
+
+
+def test_stop_ends_the_service_and_its_descendants_but_nothing_else(tmp_path):
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    argv = [sys.executable, "-c", TREE.format(child=CHILD)]
+    proc, record = spawn("tree", argv, tmp_path / "tree.log", {}, url="")
+    try:
+        for _ in range(50):
+            if psutil.Process(proc.pid).children(recursive=True):
+                break
+            time.sleep(0.1)
+        spawned = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        assert len(spawned) == 2
+        assert stop(record, timeout=10)
+        proc.wait(timeout=10)
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in spawned)
+        assert bystander.poll() is None, "a process we did not start was stopped"
+        assert not stop(record), "stopping twice must be a no-op"
+    finally:
+        bystander.kill()
+        for p in psutil.Process().children(recursive=True):
+            p.kill()
+
+
+def test_a_taken_port_is_a_clear_error():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(StackError, match=f"airflow={port}"):
+            require_free_ports("127.0.0.1", {"airflow": port})

@@ -39,7 +39,6 @@ def service_env(settings: ConveyorSettings) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    env["CONVEYOR_HOME"] = str(settings.home_dir)
     for key, value in settings.model_dump(exclude_none=True).items():
         env.setdefault(f"CONVEYOR_{key.upper()}", str(value))
     env["CONVEYOR_HOME"] = str(settings.home_dir)

@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     metrics["final_train_loss"] = float(result.metrics.get("train_loss", float("nan")))
     params = {k: v for k, v in vars(args).items() if k not in ("lake", "storage_path")}
-    params.update(num_workers=args.num_workers, use_gpu=use_gpu, pos_weight=pos_weight)
+    params.update(use_gpu=use_gpu, pos_weight=pos_weight)
     model_dir = Path(args.storage_path).resolve() / name / "model"
     save_model_dir(
         model_dir,

@@ -9,7 +9,7 @@ Each run handles the **days** ending at its data interval:
 3. **train** a PyTorch classifier with Ray Train (DDP) as a Ray job (a retry reattaches to the
    same job, and the run name is stable so training resumes from its last checkpoint);
 4. **register** the model version in MLflow (once per training run);
-5. **deploy** it as a Ray Serve application and wait until it is RUNNING;
+5. **deploy** it as a Ray Serve application (a Ray job on the cluster) and wait until it is RUNNING;
 6. **smoke_test** the live endpoint with real requests.
 
 Trigger it from the UI (the form below), on its daily schedule, or through the REST API
@@ -150,22 +150,18 @@ def predictive_maintenance():
             settings.tracking_uri, settings.model_name, train_result, train_result["run_name"]
         ).as_dict()
 
-    @task
-    def deploy(version: dict) -> dict:
-        from pipelines.serving import deploy_model
-        from pipelines.settings import get_settings
-
-        s = get_settings()
-        return deploy_model(
-            s.ray_jobs_address,
-            app_name=s.serve_app_name,
-            route_prefix=s.serve_route_prefix,
-            model_name=version["name"],
-            model_version=version["version"],
-            tracking_uri=s.tracking_uri,
-            http_host=s.host,
-            http_port=s.serve_http_port,
-        ).as_dict()
+    deploy = RayJobOperator(
+        task_id="deploy",
+        entrypoint=(
+            "python -m ray_jobs.deploy --dashboard {{ settings().ray_jobs_address }}"
+            " --app-name {{ settings().serve_app_name }}"
+            " --route-prefix {{ settings().serve_route_prefix }}"
+            " --model-name {{ ti.xcom_pull(task_ids='register')['name'] }}"
+            " --model-version {{ ti.xcom_pull(task_ids='register')['version'] }}"
+            " --tracking-uri {{ settings().tracking_uri }}"
+            " --http-host {{ settings().host }} --http-port {{ settings().serve_http_port }}"
+        ),
+    )
 
     @task
     def smoke_test(deployment: dict) -> dict:
@@ -174,7 +170,8 @@ def predictive_maintenance():
         return run_smoke_test(deployment["endpoint"], deployment["model_version"])
 
     validated >> train
-    smoke_test(deploy(register(train.output)))
+    register(train.output) >> deploy
+    smoke_test(deploy.output)
 
 
 predictive_maintenance()

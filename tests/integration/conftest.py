@@ -1,17 +1,24 @@
-"""Real services for integration tests: a Ray head and an MLflow server on free ports.
+"""Real services for integration tests: a Ray head, an MLflow server and an Airflow metadata DB.
 
-They are started with the same code as ``conveyor up`` and always stopped (by PID), also when a
-test fails.
+They are started with the same code as ``conveyor up``, on free ports, once per session, and
+always stopped (by PID), also when a test fails.
 """
 
+import json
 import os
 import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from conveyor.processes import stop
 from conveyor.stack import start_mlflow, start_ray
 from pipelines.settings import ConveyorSettings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -36,21 +43,99 @@ def stack_env(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def local_stack(stack_env):
-    """Ray head + MLflow server; yields the settings every process of the test must use."""
+def settings(stack_env):
+    """The settings every process of the session uses (exported to the environment)."""
     saved = {k: os.environ.get(k) for k in stack_env}
     os.environ.update(stack_env)
-    settings = ConveyorSettings()
-    started = []
     try:
-        started.append(start_ray(settings))
-        started.append(start_mlflow(settings))
-        yield settings
+        yield ConveyorSettings()
     finally:
-        for record in reversed(started):
-            stop(record)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def ray_head(settings):
+    """A real local Ray head (``ray start --head``)."""
+    record = start_ray(settings)
+    try:
+        yield settings
+    finally:
+        stop(record)
+
+
+@pytest.fixture(scope="session")
+def local_stack(ray_head, settings):
+    """Ray head + MLflow server."""
+    record = start_mlflow(settings)
+    try:
+        yield settings
+    finally:
+        stop(record)
+
+
+@dataclass
+class AirflowHome:
+    env: dict[str, str]
+
+    def dag_test_argv(self, dag_file: Path, dag_id: str, logical_date: str, conf: dict) -> list:
+        return [
+            sys.executable,
+            "-c",
+            RUN_DAG,
+            str(dag_file),
+            dag_id,
+            logical_date,
+            json.dumps(conf),
+        ]
+
+    def env_for(self, dag_file: Path) -> dict[str, str]:
+        """``dag.test`` syncs the DAGs folder to the DB, so it must be the file's folder."""
+        return {**self.env, "AIRFLOW__CORE__DAGS_FOLDER": str(dag_file.parent)}
+
+    def run_dag(self, dag_file: Path, dag_id: str, logical_date: str, conf: dict | None = None):
+        """Run a DAG with ``dag.test()`` in a fresh process; (result, stdout, stderr)."""
+        argv = self.dag_test_argv(dag_file, dag_id, logical_date, conf or {})
+        env = self.env_for(dag_file)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        assert lines, f"dag.test printed no result; stderr tail:\n{done.stderr[-4000:]}"
+        return json.loads(lines[-1].removeprefix("RESULT ")), done.stdout, done.stderr
+
+
+RUN_DAG = """
+import json, sys, pendulum
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags[sys.argv[2]]
+when = pendulum.parse(sys.argv[3])  # run_after too, so the run_id is the same on every call
+run = dag.test(logical_date=when, run_after=when, run_conf=json.loads(sys.argv[4]))
+states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": states}))
+"""
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory, ray_head) -> AirflowHome:
+    """A migrated SQLite metadata DB, and a ``conveyor_ray`` Connection to the test Ray head."""
+    home = tmp_path_factory.mktemp("airflow")
+    env = dict(os.environ)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW_CONN_CONVEYOR_RAY": json.dumps(
+                {"conn_type": "ray", "host": ray_head.host, "port": ray_head.ray_dashboard_port}
+            ),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    migrate = [sys.executable, "-m", "airflow", "db", "migrate"]
+    subprocess.run(migrate, env=env, check=True, capture_output=True, timeout=300)
+    return AirflowHome(env)

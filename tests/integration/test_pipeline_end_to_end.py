@@ -5,10 +5,6 @@ train task submits a Ray job to the local head, the model is registered in MLflo
 Ray Serve, and this test then calls the endpoint itself.
 """
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -19,53 +15,17 @@ from pipelines.serving import SAMPLE_RECORDS
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_DAG = """
-import json, sys, pendulum
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1])
-assert not bag.import_errors, bag.import_errors
-dag = bag.dags["predictive_maintenance"]
-run = dag.test(logical_date=pendulum.datetime(2026, 11, 3, tz="UTC"),
-               run_conf={"days": 2, "machines": 8, "epochs": 2, "num_workers": 2})
-states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-print("RESULT " + json.dumps({"state": str(run.state), "tasks": states}))
-"""
 
 
-def _airflow_env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "AIRFLOW_HOME": str(tmp_path / "airflow"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        }
+def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, airflow_home):
+    conf = {"days": 2, "machines": 8, "epochs": 2, "num_workers": 2}
+    result, stdout, _ = airflow_home.run_dag(
+        ROOT / "dags" / "predictive_maintenance.py",
+        "predictive_maintenance",
+        "2026-11-03T00:00:00+00:00",
+        conf,
     )
-    return env
-
-
-def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, tmp_path):
-    env = _airflow_env(tmp_path)
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", RUN_DAG, str(ROOT / "dags")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, f"dag.test printed no result; stderr tail:\n{done.stderr[-4000:]}"
-    result = json.loads(lines[-1].removeprefix("RESULT "))
-    assert result["state"] == "success", f"{result}\n{done.stdout[-6000:]}"
+    assert result["state"] == "success", f"{result}\n{stdout[-6000:]}"
     assert set(result["tasks"].values()) == {"success"}, result
 
     # Two partitions in the lake, one model version in the registry.

@@ -1,7 +1,14 @@
 """Submit a ``ray_jobs/`` entrypoint as a Ray job and return its typed JSON result.
 
-The submission id is derived from dag_id, run_id and task_id, so a retried task reattaches to
-its job (or reuses its result) instead of submitting a duplicate. Killing the task stops the job.
+- The submission id is derived from dag_id, run_id and task_id, so a retried task reattaches to
+  its job (RUNNING: wait; SUCCEEDED: reuse the result) and only a FAILED/STOPPED job gets a new,
+  suffixed attempt. The id is also kept in Airflow's task state store for operators and tools
+  that look there.
+- Deferrable by default: the worker slot is freed and ``RayJobTrigger`` waits on the triggerer,
+  streaming the job's output into the task log.
+- Killing the task (mark failed/success, clear, timeout) stops the job with ``stop_job``.
+- The job writes its result as JSON to shared storage (``ray_jobs.contract``); it becomes the
+  task's XCom. Nothing is parsed out of stdout.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,13 +25,26 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from conveyor_provider.hooks.ray_jobs import TERMINAL, RayJobsHook, submission_id_for
+from conveyor_provider.links.ray_job import RAY_JOB_URL_KEY, RayJobLink
+from conveyor_provider.triggers.ray_job import RayJobTrigger
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_EXCLUDES = [".venv", ".local", ".git", "tests", "docs", "bench", "**/__pycache__"]
+SUBMISSION_ID_KEY = "ray_submission_id"
+TRIGGER_GRACE = timedelta(minutes=1)
 
 
 class RayJobOperator(BaseOperator):
+    """Run ``entrypoint`` on the Ray cluster of connection ``ray_conn_id``.
+
+    ``runtime_env`` is merged over the default (``working_dir`` = this project); the
+    ``entrypoint_*`` arguments reserve resources for the driver. ``job_timeout`` (defaults to
+    ``execution_timeout``) stops the job when it runs too long.
+    """
+
     template_fields = ("entrypoint", "runtime_env", "results_dir")
+    operator_extra_links = (RayJobLink(),)
+    ui_color = "#e4f0fb"
 
     def __init__(
         self,
@@ -36,7 +57,9 @@ class RayJobOperator(BaseOperator):
         entrypoint_memory: int | None = None,
         entrypoint_resources: dict[str, float] | None = None,
         ray_conn_id: str = RayJobsHook.default_conn_name,
+        deferrable: bool = True,
         poll_interval: float = 2.0,
+        job_timeout: timedelta | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -48,73 +71,115 @@ class RayJobOperator(BaseOperator):
         self.entrypoint_memory = entrypoint_memory
         self.entrypoint_resources = entrypoint_resources
         self.ray_conn_id = ray_conn_id
+        self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.job_timeout = job_timeout
         self.submission_id: str | None = None
 
     @cached_property
     def hook(self) -> RayJobsHook:
         return RayJobsHook(ray_conn_id=self.ray_conn_id)
 
-    def _run_key(self, context) -> str:
-        raw = f"{self.dag_id}-{context['run_id']}-{self.task_id}"
-        return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
-
     def execute(self, context) -> Any:
-        run_key = self._run_key(context)
-        result_path = self._results_dir() / f"{run_key}.json"
-        runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": DEFAULT_EXCLUDES}
-        runtime_env.update(self.runtime_env or {})
-        runtime_env["env_vars"] = {
-            **runtime_env.get("env_vars", {}),
-            "CONVEYOR_RUN_KEY": run_key,
-            "CONVEYOR_RESULT_PATH": str(result_path),
-        }
         base_id = submission_id_for(self.dag_id, context["run_id"], self.task_id)
-        self.submission_id, how = self.hook.submit_or_reattach(
-            base_id,
-            self.entrypoint,
-            runtime_env=runtime_env,
-            entrypoint_num_cpus=self.entrypoint_num_cpus,
-            entrypoint_num_gpus=self.entrypoint_num_gpus,
-            entrypoint_memory=self.entrypoint_memory,
-            entrypoint_resources=self.entrypoint_resources,
-        )
-        self.log.info(
-            "Ray job %s (%s): %s/#/jobs/%s",
-            self.submission_id,
-            how,
-            self.hook.address,
-            self.submission_id,
-        )
-        status = self._wait(self.submission_id)
-        self.log.info(
-            "Ray job %s output:\n%s",
-            self.submission_id,
-            self.hook.logs(self.submission_id)[-20000:],
-        )
-        if status != "SUCCEEDED":
-            raise AirflowException(
-                f"Ray job {self.submission_id} {status}: {self.hook.message(self.submission_id)}"
+        self.submission_id, reattach = self.hook.plan_attempt(base_id)
+        if not reattach:
+            self.hook.submit(
+                self.submission_id,
+                self.entrypoint,
+                runtime_env=self._runtime_env(context, self._result_path(self.submission_id)),
+                entrypoint_num_cpus=self.entrypoint_num_cpus,
+                entrypoint_num_gpus=self.entrypoint_num_gpus,
+                entrypoint_memory=self.entrypoint_memory,
+                entrypoint_resources=self.entrypoint_resources,
             )
-        if not result_path.exists():
-            raise AirflowException(f"Ray job {self.submission_id} wrote no result {result_path}")
-        return json.loads(result_path.read_text())
+        self._remember(context, self.submission_id)
+        self.log.info(
+            "Ray job %s (%s): %s",
+            self.submission_id,
+            "reattached" if reattach else "submitted",
+            self.hook.job_url(self.submission_id),
+        )
+        timeout = self.job_timeout or self.execution_timeout
+        if self.deferrable and self.hook.job_status(self.submission_id) not in TERMINAL:
+            self.defer(
+                trigger=RayJobTrigger(
+                    submission_id=self.submission_id,
+                    ray_conn_id=self.ray_conn_id,
+                    poll_interval=self.poll_interval,
+                    deadline=time.time() + timeout.total_seconds() if timeout else None,
+                ),
+                method_name="execute_complete",
+                timeout=timeout + TRIGGER_GRACE if timeout else None,
+            )
+        status = self._wait_streaming_logs(self.submission_id, timeout)
+        message = self.hook.message(self.submission_id)
+        return self._finish(self.submission_id, status, message)
 
-    def _results_dir(self) -> Path:
-        """Shared storage the job writes its result to; from settings unless given."""
-        if self.results_dir:
-            return Path(self.results_dir).resolve()
-        from pipelines.settings import get_settings
-
-        return get_settings().runs_dir / "results"
-
-    def _wait(self, submission_id: str) -> str:
-        while True:
-            status = self.hook.job_status(submission_id)
-            if status in TERMINAL:
-                return status
-            time.sleep(self.poll_interval)
+    def execute_complete(self, context, event: dict) -> Any:
+        """Back from the trigger: raise on error or timeout, else return the job's result."""
+        self.submission_id = event["submission_id"]
+        if event["status"] == "timeout":
+            raise AirflowException(event["message"])
+        return self._finish(self.submission_id, event["job_status"], event["message"])
 
     def on_kill(self) -> None:
         if self.submission_id:
             self.hook.stop(self.submission_id)
+
+    def _finish(self, submission_id: str, job_status: str | None, message: str) -> Any:
+        if job_status != "SUCCEEDED":
+            raise AirflowException(f"Ray job {submission_id} {job_status}: {message}")
+        result_path = self._result_path(submission_id)
+        if not result_path.exists():
+            raise AirflowException(f"Ray job {submission_id} wrote no result at {result_path}")
+        return json.loads(result_path.read_text())
+
+    def _remember(self, context, submission_id: str) -> None:
+        """Record the job for the "Ray job" link and Airflow's task state store."""
+        context["ti"].xcom_push(key=RAY_JOB_URL_KEY, value=self.hook.job_url(submission_id))
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(SUBMISSION_ID_KEY, submission_id)
+
+    def _wait_streaming_logs(self, submission_id: str, timeout: timedelta | None) -> str:
+        """The synchronous path: poll, printing new output lines as they appear."""
+        deadline = time.monotonic() + timeout.total_seconds() if timeout else None
+        printed = 0
+        while True:
+            status = self.hook.job_status(submission_id)
+            output = self.hook.logs(submission_id)
+            for line in output[printed:].splitlines():
+                self.log.info("[ray job] %s", line)
+            printed = len(output)
+            if status in TERMINAL:
+                return status
+            if deadline is not None and time.monotonic() >= deadline:
+                self.hook.stop(submission_id)
+                raise AirflowException(f"Ray job {submission_id} timed out; stopped")
+            time.sleep(self.poll_interval)
+
+    def _run_key(self, context) -> str:
+        raw = f"{self.dag_id}-{context['run_id']}-{self.task_id}"
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
+
+    def _result_path(self, submission_id: str) -> Path:
+        """Where this attempt's job writes its result: shared storage, from settings unless
+        given; one file per attempt, so an older attempt's result is never mistaken for it."""
+        if self.results_dir:
+            root = Path(self.results_dir).resolve()
+        else:
+            from pipelines.settings import get_settings
+
+            root = get_settings().runs_dir / "results"
+        return root / f"{submission_id}.json"
+
+    def _runtime_env(self, context, result_path: Path) -> dict:
+        runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": DEFAULT_EXCLUDES}
+        runtime_env.update(self.runtime_env or {})
+        runtime_env["env_vars"] = {
+            **runtime_env.get("env_vars", {}),
+            "CONVEYOR_RUN_KEY": self._run_key(context),
+            "CONVEYOR_RESULT_PATH": str(result_path),
+        }
+        return runtime_env

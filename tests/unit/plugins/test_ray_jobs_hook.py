@@ -1,3 +1,5 @@
+import json
+
 from conveyor_provider.hooks.ray_jobs import RayJobsHook, submission_id_for
 
 
@@ -16,32 +18,50 @@ class FakeJobs(RayJobsHook):
     def __init__(self, states):
         super().__init__(address="http://unused")
         self.states = dict(states)
-        self.submitted = []
 
     def job_status(self, submission_id):
         return self.states.get(submission_id)
 
-    def submit(self, submission_id, entrypoint, **kwargs):
-        self.submitted.append(submission_id)
-        return submission_id
 
-
-def test_first_attempt_submits_the_base_id():
-    hook = FakeJobs({})
-    assert hook.submit_or_reattach("job", "python x.py") == ("job", "submitted")
+def test_first_attempt_is_a_new_job_with_the_base_id():
+    assert FakeJobs({}).plan_attempt("job") == ("job", False)
 
 
 def test_running_or_succeeded_job_is_reattached_not_resubmitted():
     for state in ("PENDING", "RUNNING", "SUCCEEDED"):
-        hook = FakeJobs({"job": state})
-        assert hook.submit_or_reattach("job", "python x.py") == ("job", "reattached")
-        assert hook.submitted == []
+        assert FakeJobs({"job": state}).plan_attempt("job") == ("job", True)
+    assert FakeJobs({"job": "FAILED", "job-r1": "RUNNING"}).plan_attempt("job") == ("job-r1", True)
 
 
-def test_failed_job_gets_a_new_suffixed_attempt():
-    hook = FakeJobs({"job": "FAILED", "job-r1": "STOPPED"})
-    assert hook.submit_or_reattach("job", "python x.py") == ("job-r2", "submitted")
+def test_failed_or_stopped_job_gets_a_new_suffixed_attempt():
+    assert FakeJobs({"job": "FAILED"}).plan_attempt("job") == ("job-r1", False)
+    assert FakeJobs({"job": "FAILED", "job-r1": "STOPPED"}).plan_attempt("job") == ("job-r2", False)
 
 
 def test_constructing_the_hook_touches_no_network():
     RayJobsHook(ray_conn_id="does_not_exist")  # no client is created until used
+
+
+def test_connection_gives_address_headers_and_tls_verify(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RAY_PROD",
+        json.dumps(
+            {
+                "conn_type": "ray",
+                "host": "ray-head.internal",
+                "port": 8443,
+                "schema": "https",
+                "extra": {"headers": {"Authorization": "Bearer t"}, "verify": "/etc/ca.pem"},
+            }
+        ),
+    )
+    cfg = RayJobsHook(ray_conn_id="ray_prod").config
+    assert cfg.address == "https://ray-head.internal:8443"
+    assert cfg.headers == {"Authorization": "Bearer t"}
+    assert cfg.verify == "/etc/ca.pem"
+    assert cfg.job_url("j1") == "https://ray-head.internal:8443/#/jobs/j1"
+
+
+def test_without_a_connection_the_embedded_stack_settings_apply(monkeypatch):
+    monkeypatch.setenv("CONVEYOR_RAY_DASHBOARD_PORT", "18265")
+    assert RayJobsHook(ray_conn_id="no_such_conn").config.address.endswith(":18265")

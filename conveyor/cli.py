@@ -54,30 +54,48 @@ def generate(
     out: Path = typer.Option(..., help="landing directory to write the file into"),
     machines: int = typer.Option(50, min=1),
     seed: int = typer.Option(42),
+    fmt: str = typer.Option("parquet", "--format", help="parquet, csv, csv.gz, jsonl, jsonl.gz"),
+    null_ratio: float = typer.Option(0.0, help="fault: fraction of null sensor readings"),
+    out_of_range_ratio: float = typer.Option(0.0, help="fault: fraction of impossible torques"),
+    duplicate_ratio: float = typer.Option(0.0, help="fault: fraction of conflicting duplicates"),
+    schema_drift: str = typer.Option("none", help="fault: none, extra_column, missing_column"),
 ):
-    """Generate a day of telemetry into a landing-zone Parquet file."""
+    """Generate a day of telemetry into a landing-zone file, optionally with faults."""
     from pipelines.ingest import write_landing_file
-    from pipelines.sources.generator import GeneratorConfig
+    from pipelines.sources.generator import FaultConfig, GeneratorConfig
 
-    _emit(write_landing_file(_date(date), out, GeneratorConfig(machines=machines, seed=seed)))
+    faults = FaultConfig(null_ratio, out_of_range_ratio, duplicate_ratio, schema_drift)
+    config = GeneratorConfig(machines=machines, seed=seed)
+    _emit(write_landing_file(_date(date), out, config, fmt=fmt, faults=faults))
 
 
 @app.command()
 @_one_line_errors
 def ingest(
     date: str = typer.Option(..., help="partition date, YYYY-MM-DD"),
-    source: str = typer.Option("generator", help="'generator' or a landing file/directory"),
-    lake: str | None = typer.Option(None, help="lake root (default: settings)"),
+    source: str = typer.Option(
+        "generator",
+        help="'generator', a landing file or directory (inside the landing root), or a"
+        " postgresql:// URI",
+    ),
+    lake: str | None = typer.Option(
+        None, help="lake root, a path or fsspec URL (default: settings)"
+    ),
+    landing_root: str | None = typer.Option(None, help="landing root (default: settings)"),
+    table: str | None = typer.Option(None, help="PostgreSQL table (default: settings)"),
     machines: int = typer.Option(50, min=1, help="generator only"),
 ):
-    """Load one day into its lake partition (replacing it)."""
+    """Load one day into its lake partition (replacing it); the lake is untouched on error."""
     from pipelines.ingest import ingest_day
     from pipelines.sources.generator import GeneratorConfig
 
+    settings = get_settings()
     result = ingest_day(
         _date(date),
-        lake or get_settings().lake,
+        lake or settings.lake,
         source=source,
+        landing_root=landing_root or settings.landing,
+        table=table or settings.telemetry_table,
         generator=GeneratorConfig(machines=machines),
     )
     _emit(result.as_dict())
@@ -89,18 +107,17 @@ def validate(
     date: str = typer.Option(..., help="partition date, YYYY-MM-DD"),
     lake: str | None = typer.Option(None, help="lake root (default: settings)"),
 ):
-    """Validate a partition; exit 1 if a critical expectation fails."""
-    from pipelines import lake as lake_io
-    from pipelines.validation import validate_frame
+    """Validate a partition: exit 0 on pass; on a critical failure exit 1 and quarantine it."""
+    from pipelines.validation import ValidationFailed, validate_partition
 
     settings = get_settings()
-    day = _date(date)
-    report = validate_frame(
-        lake_io.read_partition(lake or settings.lake, day), day, settings.validation_dir
-    )
+    try:
+        report = validate_partition(lake or settings.lake, _date(date), settings.validation_dir)
+    except ValidationFailed as exc:
+        _emit(exc.report.as_dict())
+        typer.echo(f"conveyor validate: {exc}", err=True)
+        raise typer.Exit(1) from None
     _emit(report.as_dict())
-    if not report.success:
-        raise typer.Exit(1)
 
 
 @app.command()

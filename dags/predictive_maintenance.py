@@ -24,6 +24,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from conveyor_provider.operators.ray_job import RayJobOperator
+from conveyor_provider.operators.validation import DataValidationOperator
 
 RETRIES = {"retries": 2, "retry_delay": timedelta(seconds=10), "retry_exponential_backoff": True}
 
@@ -33,6 +34,20 @@ def _settings():
     from pipelines.settings import get_settings
 
     return get_settings()
+
+
+def _source(kind: str, settings) -> tuple[str, str]:
+    """(source, table) for ingest: the PostgreSQL URI comes from Connection
+    ``conveyor_telemetry_db`` (its extra ``table`` overrides the default table)."""
+    if kind == "generator":
+        return "generator", settings.telemetry_table
+    if kind == "landing":
+        return settings.landing, settings.telemetry_table
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection("conveyor_telemetry_db")
+    uri = conn.get_uri().split("?", 1)[0]
+    return uri, conn.extra_dejson.get("table", settings.telemetry_table)
 
 
 def _run_day(context):
@@ -66,9 +81,28 @@ def _run_day(context):
         ),
         "source": Param(
             "generator",
-            type="string",
+            enum=["generator", "landing", "postgres"],
             title="Data source",
-            description="'generator' or a landing-zone path of CSV/Parquet files.",
+            description=(
+                "'generator': built-in AI4I-style data; 'landing': CSV / JSON Lines / Parquet"
+                " files (gzip allowed) named with the date under CONVEYOR_LANDING_ROOT;"
+                " 'postgres': the table of Connection conveyor_telemetry_db, read for the"
+                " run's time window."
+            ),
+        ),
+        "faults": Param(
+            {
+                "null_ratio": 0.0,
+                "out_of_range_ratio": 0.0,
+                "duplicate_ratio": 0.0,
+                "schema_drift": "none",
+            },
+            type="object",
+            title="Injected faults",
+            description=(
+                "Generator only, to demonstrate validation: null_ratio, out_of_range_ratio,"
+                " duplicate_ratio (0..1) and schema_drift (none, extra_column, missing_column)."
+            ),
         ),
         "machines": Param(
             50,
@@ -95,39 +129,25 @@ def predictive_maintenance():
 
         from pipelines.ingest import ingest_days
         from pipelines.settings import get_settings
-        from pipelines.sources.generator import GeneratorConfig
+        from pipelines.sources.generator import FaultConfig, GeneratorConfig
 
+        settings = get_settings()
         last = _run_day(context)
         days = [last - dt.timedelta(days=i) for i in reversed(range(params["days"]))]
+        source, table = _source(params["source"], settings)
         results = ingest_days(
             days,
-            get_settings().lake,
-            source=params["source"],
+            settings.lake,
+            source=source,
+            landing_root=settings.landing,
+            table=table,
             generator=GeneratorConfig(machines=params["machines"]),
+            faults=FaultConfig(**params["faults"]),
             run_id=run_id,
         )
         return [r.date for r in results]
 
-    @task
-    def validate(dates: list[str]) -> list[str]:
-        import datetime as dt
-
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from pipelines.settings import get_settings
-        from pipelines.validation import ValidationFailed, validate_partition
-
-        settings = get_settings()
-        for date in dates:
-            try:
-                validate_partition(
-                    settings.lake, dt.date.fromisoformat(date), settings.validation_dir
-                )
-            except ValidationFailed as exc:  # deterministic: retrying cannot help
-                raise AirflowFailException(str(exc)) from exc
-        return dates
-
-    validated = validate(ingest())
+    validate = DataValidationOperator(task_id="validate", dates=ingest(), retries=0)
 
     train = RayJobOperator(
         task_id="train",
@@ -169,7 +189,7 @@ def predictive_maintenance():
 
         return run_smoke_test(deployment["endpoint"], deployment["model_version"])
 
-    validated >> train
+    validate >> train
     register(train.output) >> deploy
     smoke_test(deploy.output)
 

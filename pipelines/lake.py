@@ -1,9 +1,17 @@
-"""The telemetry lake: one Parquet file plus a manifest per day, hive-style partitioned.
+"""The telemetry lake: Parquet, hive-style partitions, one manifest per partition.
 
-Layout: ``<root>/telemetry/date=YYYY-MM-DD/{part-0.parquet,_manifest.json}``.
-Each file is written under a temporary name in the same directory and committed with
-``os.replace``, which is atomic on POSIX: a reader (or a killed writer) never sees half a file,
-and writing a date again replaces it instead of appending to it.
+Layout: ``<root>/telemetry/date=YYYY-MM-DD/{part-<id>.parquet,_manifest.json}``. The root is a
+local path or any fsspec URL (``s3://bucket/lake`` when credentials are set).
+
+Commit protocol (the same on a local disk and on an object store):
+
+1. the data goes to a new file with a unique name, which no reader looks at yet;
+2. the manifest, which names that file and its checksum, is written atomically (a local
+   ``os.replace``, or a single object PUT): this is the commit;
+3. data files the manifest does not name are removed.
+
+A writer killed at any point leaves either the previous partition or the new one, never half
+of one, and ingesting a date again replaces it. Readers read only the file a manifest names.
 """
 
 from __future__ import annotations
@@ -13,16 +21,15 @@ import hashlib
 import json
 import os
 import uuid
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 
-import pandas as pd
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 TABLE = "telemetry"
-DATA_FILE = "part-0.parquet"
 MANIFEST_FILE = "_manifest.json"
+QUARANTINE = "_quarantine"
 
 
 @dataclass(frozen=True)
@@ -32,20 +39,41 @@ class Manifest:
     date: str
     rows: int
     schema: dict[str, str]
+    data_file: str
     sha256: str
-    source: str
-    run_id: str | None
+    sources: list[dict] = field(default_factory=list)
+    """Each source file (path, sha256, bytes), table or generator config."""
+    source: str = ""
+    ingested_at: str = ""
+    run_id: str | None = None
+    report: dict = field(default_factory=dict)
+    """What conforming the rows did: rows read, duplicates dropped, unknown columns."""
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def partition_dir(root: str | os.PathLike, day: dt.date, table: str = TABLE) -> Path:
-    return Path(root) / table / f"date={day.isoformat()}"
+def _fs(root: str | os.PathLike) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(str(root))
+    return fs, path.rstrip("/")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
+
+
+def partition_dir(root: str | os.PathLike, day: dt.date, table: str = TABLE) -> str:
+    """The partition's location, in the root's own form (a path, or a URL for object stores)."""
+    base = str(root).rstrip("/")
+    return f"{base}/{table}/date={day.isoformat()}"
+
+
+def _put(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` so that readers see all of it or nothing."""
+    if not _is_local(fs):
+        fs.pipe_file(path, data)  # one object PUT is atomic
+        return
+    tmp = f"{os.path.dirname(path)}/.{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -53,62 +81,117 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
 
 
 def write_partition(
-    frame: pd.DataFrame,
+    table: pa.Table,
     root: str | os.PathLike,
     day: dt.date,
     *,
-    source: str,
+    sources: list[dict] | None = None,
+    source: str = "",
     run_id: str | None = None,
+    report: dict | None = None,
 ) -> Manifest:
-    """Replace the partition of ``day`` with ``frame`` and return its manifest."""
-    target = partition_dir(root, day)
-    target.mkdir(parents=True, exist_ok=True)
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
-    payload = sink.getvalue().to_pybytes()
+    """Replace the partition of ``day`` with ``table`` (an Arrow table) and return its manifest."""
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    fs, _ = _fs(root)
+    target = _fs(partition_dir(root, day))[1]
+    fs.makedirs(target, exist_ok=True)
+    payload = table_bytes(table)
+    sha = hashlib.sha256(payload).hexdigest()
+    data_file = f"part-{sha[:16]}.parquet"  # same rows, same name: a re-ingest is a no-op
     manifest = Manifest(
         date=day.isoformat(),
-        rows=len(frame),
-        schema={column: str(dtype) for column, dtype in frame.dtypes.items()},
-        sha256=hashlib.sha256(payload).hexdigest(),
+        rows=table.num_rows,
+        schema={f.name: str(f.type) for f in table.schema},
+        data_file=data_file,
+        sha256=sha,
+        sources=sources or [],
         source=source,
+        ingested_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         run_id=run_id,
+        report=report or {},
     )
-    # Data first, manifest last: a manifest always describes the data file beside it.
-    (target / MANIFEST_FILE).unlink(missing_ok=True)
-    _atomic_write_bytes(target / DATA_FILE, payload)
-    _atomic_write_bytes(target / MANIFEST_FILE, json.dumps(manifest.as_dict(), indent=2).encode())
+    _put(fs, f"{target}/{data_file}", payload)
+    _put(fs, f"{target}/{MANIFEST_FILE}", json.dumps(manifest.as_dict(), indent=2).encode())
+    for stale in fs.ls(target, detail=False):
+        name = stale.rstrip("/").rsplit("/", 1)[-1]
+        if (name.startswith("part-") and name != data_file) or name.endswith(".tmp"):
+            fs.rm(stale)  # an older version, or what a killed writer left
     return manifest
 
 
 def read_manifest(root: str | os.PathLike, day: dt.date) -> Manifest:
-    path = partition_dir(root, day) / MANIFEST_FILE
-    if not path.exists():
+    fs, _ = _fs(root)
+    path = f"{_fs(partition_dir(root, day))[1]}/{MANIFEST_FILE}"
+    if not fs.exists(path):
         raise FileNotFoundError(f"lake: no committed partition for {day} (missing {path})")
-    return Manifest(**json.loads(path.read_text()))
+    return Manifest(**json.loads(fs.cat_file(path)))
 
 
-def read_partition(root: str | os.PathLike, day: dt.date) -> pd.DataFrame:
-    read_manifest(root, day)  # only committed partitions are readable
-    return pd.read_parquet(partition_dir(root, day) / DATA_FILE)
+def data_path(root: str | os.PathLike, day: dt.date) -> str:
+    """The committed data file of ``day`` (in the root's own form)."""
+    return f"{partition_dir(root, day)}/{read_manifest(root, day).data_file}"
+
+
+def read_table(root: str | os.PathLike, day: dt.date) -> pa.Table:
+    fs, path = _fs(data_path(root, day))
+    with fs.open(path, "rb") as handle:
+        return pq.read_table(handle)
+
+
+def read_partition(root: str | os.PathLike, day: dt.date):
+    """The committed partition of ``day`` as a pandas DataFrame."""
+    return read_table(root, day).to_pandas()
 
 
 def committed_dates(root: str | os.PathLike) -> list[dt.date]:
     """Every date with a committed (manifest-bearing) partition, oldest first."""
-    base = Path(root) / TABLE
-    if not base.exists():
-        return []
-    dates = [
-        dt.date.fromisoformat(child.name.removeprefix("date="))
-        for child in base.glob("date=*")
-        if (child / MANIFEST_FILE).exists()
-    ]
+    fs, base = _fs(root)
+    manifests = fs.glob(f"{base}/{TABLE}/date=*/{MANIFEST_FILE}")
+    dates = [dt.date.fromisoformat(m.split("date=")[-1].split("/")[0]) for m in manifests]
     return sorted(dates)
 
 
 def partition_files(root: str | os.PathLike, days: list[dt.date]) -> list[str]:
-    return [str(partition_dir(root, day) / DATA_FILE) for day in days]
+    return [data_path(root, day) for day in days]
+
+
+def quarantine_partition(
+    root: str | os.PathLike, day: dt.date, attachments: dict[str, bytes], run_id: str | None
+) -> str:
+    """Move the partition of ``day`` out of the lake into ``<root>/_quarantine/...``.
+
+    Copies first (data, manifest and ``attachments`` such as the validation result), then
+    uncommits the partition by removing its manifest, then its data file: at no point is the
+    data in neither place. Returns the quarantine location.
+    """
+    fs, _ = _fs(root)
+    source = _fs(partition_dir(root, day))[1]
+    manifest = read_manifest(root, day)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    label = f"{stamp}-{run_id}" if run_id else stamp
+    where = partition_dir(f"{str(root).rstrip('/')}/{QUARANTINE}", day) + f"/{_safe(label)}"
+    dest = _fs(where)[1]
+    fs.makedirs(dest, exist_ok=True)
+    _put(fs, f"{dest}/{manifest.data_file}", fs.cat_file(f"{source}/{manifest.data_file}"))
+    for name, payload in attachments.items():
+        _put(fs, f"{dest}/{name}", payload)
+    _put(fs, f"{dest}/{MANIFEST_FILE}", fs.cat_file(f"{source}/{MANIFEST_FILE}"))
+    fs.rm(f"{source}/{MANIFEST_FILE}")
+    fs.rm(f"{source}/{manifest.data_file}")
+    return where
+
+
+def _safe(label: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.+" else "-" for c in label)

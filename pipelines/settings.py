@@ -20,6 +20,10 @@ class ConveyorSettings(BaseSettings):
     """Root of everything the embedded stack writes (lake, MLflow, Airflow home, PIDs)."""
     lake_root: str | None = None
     """Lake root, a local path or an fsspec URL; defaults to ``<home>/lake``."""
+    landing_root: str | None = None
+    """Where gateways drop telemetry files; defaults to ``<home>/landing``."""
+    telemetry_table: str = "telemetry"
+    """The PostgreSQL table the ``postgres`` source reads (overridable per Connection)."""
     host: str = "127.0.0.1"
 
     ray_gcs_port: int = 6390
@@ -73,6 +77,10 @@ class ConveyorSettings(BaseSettings):
     def runs_dir(self) -> Path:
         """Shared storage for training runs: checkpoints and each job's result JSON."""
         return self.home_dir / "runs"
+
+    @property
+    def landing(self) -> str:
+        return self.landing_root or str(self.home_dir / "landing")
 
     @property
     def validation_dir(self) -> Path:

@@ -1,9 +1,16 @@
-"""Great Expectations validation of one lake partition, with severities and a kept result.
+"""Great Expectations validation of one lake partition: severities, kept results, quarantine.
 
 The suite is declarative JSON in ``data_checks/``; it is loaded and built here, inside the task,
-never at DAG parse time. Each expectation carries a ``severity``: ``critical`` failures fail the
-partition, ``warning`` failures are reported and let it through. The full GX result is written
-as JSON per date, so a rejected partition can be explained later.
+never at DAG parse time. On top of its static expectations each run adds:
+
+* **freshness**: every timestamp inside the partition's day, and none in the future;
+* **volume** and **drift** against a reference profile built from the latest partitions that
+  passed validation before this day (skipped, and said so, until there is such history).
+
+Each expectation has a ``severity``: ``critical`` failures fail the partition, which is then
+moved to the lake's quarantine area with its result; ``warning`` failures are logged and let it
+through. Every run's result is kept under ``<validation_dir>/date=D/<run>/`` as the GX JSON, a
+short summary, and a GX Data Docs HTML page (``index.html``).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,6 +28,8 @@ log = logging.getLogger(__name__)
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "data_checks"
 DEFAULT_SUITE = SUITES_DIR / "telemetry_suite.json"
+SEVERITIES = ("critical", "warning")
+LATEST = "latest.json"
 
 
 class ValidationFailed(RuntimeError):
@@ -27,21 +37,28 @@ class ValidationFailed(RuntimeError):
 
     def __init__(self, report: ValidationReport):
         self.report = report
-        names = ", ".join(f["expectation"] for f in report.critical_failures)
+        names = ", ".join(
+            f"{f['expectation']}({f['column'] or 'table'})" for f in report.critical_failures
+        )
         super().__init__(
             f"validation of {report.date} failed {len(report.critical_failures)} critical "
-            f"expectation(s): {names}; result at {report.result_path}"
+            f"expectation(s): {names}; quarantined at {report.quarantined_at}; "
+            f"report {report.docs_path}"
         )
 
 
 @dataclass
 class ValidationReport:
     date: str
+    run: str
     success: bool
     evaluated: int
     critical_failures: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     result_path: str = ""
+    docs_path: str = ""
+    quarantined_at: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -50,24 +67,83 @@ class ValidationReport:
 def load_suite_spec(path: Path = DEFAULT_SUITE) -> dict:
     spec = json.loads(Path(path).read_text())
     for item in spec["expectations"]:
-        if item.get("severity") not in ("critical", "warning"):
+        if item.get("severity") not in SEVERITIES:
             raise ValueError(f"{path}: expectation {item['type']} needs severity critical|warning")
     return spec
 
 
-def _freshness(day: dt.date) -> dict:
-    """Timestamps must lie inside the partition's day (so also never in the future)."""
+def freshness_expectation(day: dt.date, now: dt.datetime, severity: str) -> dict:
+    """Timestamps inside the partition's day and never after ``now``."""
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-    end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    end = min(start + dt.timedelta(days=1) - dt.timedelta(microseconds=1), now)
     return {
+        "rule": "freshness",
         "type": "expect_column_values_to_be_between",
-        "severity": "critical",
+        "severity": severity,
         "kwargs": {
             "column": "timestamp",
             "min_value": start.isoformat(),
             "max_value": end.isoformat(),
         },
     }
+
+
+def build_profile(frames: list[pd.DataFrame], columns: list[str], dates: list[str]) -> dict:
+    """A reference profile: rows per day, and each column's mean and standard deviation."""
+    pooled = pd.concat(frames, ignore_index=True)
+    return {
+        "dates": dates,
+        "rows_per_day": float(sum(len(f) for f in frames) / len(frames)),
+        "columns": {
+            c: {"mean": float(pooled[c].mean()), "std": float(pooled[c].std())} for c in columns
+        },
+    }
+
+
+def reference_expectations(profile: dict, spec: dict) -> list[dict]:
+    """Volume and drift expectations derived from a reference profile."""
+    volume, drift = spec["volume"], spec["drift"]
+    rows = profile["rows_per_day"]
+    out = [
+        {
+            "rule": "volume",
+            "type": "expect_table_row_count_to_be_between",
+            "severity": volume["severity"],
+            "kwargs": {
+                "min_value": max(1, int(rows * volume["min_ratio"])),
+                "max_value": int(rows * volume["max_ratio"]) + 1,
+            },
+        }
+    ]
+    low, high = drift["std_ratio"]
+    for column in drift["columns"]:
+        ref = profile["columns"][column]
+        shift = drift["mean_shift_in_std"] * ref["std"]
+        out.append(
+            {
+                "rule": "drift",
+                "type": "expect_column_mean_to_be_between",
+                "severity": drift["severity"],
+                "kwargs": {
+                    "column": column,
+                    "min_value": ref["mean"] - shift,
+                    "max_value": ref["mean"] + shift,
+                },
+            }
+        )
+        out.append(
+            {
+                "rule": "drift",
+                "type": "expect_column_stdev_to_be_between",
+                "severity": drift["severity"],
+                "kwargs": {
+                    "column": column,
+                    "min_value": ref["std"] * low,
+                    "max_value": ref["std"] * high,
+                },
+            }
+        )
+    return out
 
 
 def _describe(result) -> dict:
@@ -82,84 +158,268 @@ def _describe(result) -> dict:
         }
     if result.exception_info and result.exception_info.get("raised_exception"):
         observed = {"exception": result.exception_info.get("exception_message")}
-    return {
+    described = {
+        "rule": config.meta.get("rule", ""),
         "expectation": config.type,
         "column": kwargs.get("column") or kwargs.get("column_list"),
         "expected": kwargs,
         "observed": observed,
         "severity": config.meta.get("severity", "critical"),
     }
+    return json.loads(json.dumps(described, default=str))  # plain JSON: it travels via XCom
 
 
-def validate_frame(
-    frame: pd.DataFrame, day: dt.date, result_dir: str | Path, suite_path: Path = DEFAULT_SUITE
-) -> ValidationReport:
-    """Run the suite (plus the day's freshness check) on ``frame``; persist the GX result."""
+def _domain(item: dict) -> tuple:
+    kwargs = item["kwargs"]
+    return item["type"], str(kwargs.get("column") or kwargs.get("column_list") or "table")
+
+
+def run_suite(frame: pd.DataFrame, name: str, expectations: list[dict], batch: str):
+    """Run ``expectations`` on ``frame`` in an ephemeral GX context; one merged GX result.
+
+    A GX suite keeps one expectation per type and column, so the same check at two severities
+    (e.g. "no nulls" as a warning, "under 1 % nulls" as critical) runs as one suite per
+    severity on the same batch; a duplicate within one severity is a suite error.
+    """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
     )
 
-    spec = load_suite_spec(suite_path)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch_definition = (
         context.data_sources.add_pandas("lake")
-        .add_dataframe_asset(spec["name"])
-        .add_batch_definition_whole_dataframe(day.isoformat())
+        .add_dataframe_asset(name)
+        .add_batch_definition_whole_dataframe(batch)
     )
-    suite = gx.ExpectationSuite(name=spec["name"], meta={"version": spec.get("version")})
-    for item in [*spec["expectations"], _freshness(day)]:
-        suite.add_expectation_configuration(
-            ExpectationConfiguration(
-                type=item["type"], kwargs=item["kwargs"], meta={"severity": item["severity"]}
+    gx_batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    merged = None
+    for severity in SEVERITIES:
+        group = [item for item in expectations if item["severity"] == severity]
+        seen = set()
+        suite = gx.ExpectationSuite(name=name if severity == "critical" else f"{name}.{severity}")
+        for item in group:
+            if _domain(item) in seen:
+                raise ValueError(f"suite {name}: duplicate {severity} expectation {_domain(item)}")
+            seen.add(_domain(item))
+            meta = {"severity": severity, "rule": item.get("rule", "")}
+            suite.add_expectation_configuration(
+                ExpectationConfiguration(type=item["type"], kwargs=item["kwargs"], meta=meta)
             )
-        )
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    result = batch.validate(suite, result_format="SUMMARY")
+        result = gx_batch.validate(suite, result_format="SUMMARY")
+        if merged is None:
+            merged = result
+        else:
+            merged.results.extend(result.results)
+    evaluated = len(merged.results)
+    passed = sum(r.success for r in merged.results)
+    merged.statistics.update(
+        evaluated_expectations=evaluated,
+        successful_expectations=passed,
+        unsuccessful_expectations=evaluated - passed,
+        success_percent=100.0 * passed / evaluated if evaluated else None,
+    )
+    merged.success = not any(
+        not r.success and r.expectation_config.meta.get("severity") == "critical"
+        for r in merged.results
+    )
+    return merged
 
-    out = Path(result_dir) / f"date={day.isoformat()}"
+
+def render_data_docs(result) -> str:
+    """The GX Data Docs page of one validation result, as standalone HTML."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    for item in result.results:  # GX's renderer formats Python numbers only, not numpy's
+        observed = item.result.get("observed_value")
+        if hasattr(observed, "item"):
+            item.result["observed_value"] = observed.item()
+    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result))
+
+
+def run_label(run_id: str | None, now: dt.datetime) -> str:
+    raw = run_id or now.strftime("manual-%Y%m%dT%H%M%SZ")
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", raw)
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    day: dt.date,
+    result_dir: str | Path,
+    suite_path: Path = DEFAULT_SUITE,
+    *,
+    reference: dict | None = None,
+    run_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> ValidationReport:
+    """Run the suite on ``frame`` (plus freshness, volume and drift); persist and report."""
+    now = now or dt.datetime.now(dt.UTC)
+    spec = load_suite_spec(suite_path)
+    expectations = [
+        *spec["expectations"],
+        freshness_expectation(day, now, spec.get("freshness", {}).get("severity", "critical")),
+    ]
+    notes = []
+    if reference is not None and "reference" in spec:
+        derived = reference_expectations(reference, spec["reference"])
+        replaced = {(_domain(e), e["severity"]) for e in derived}  # e.g. the static row count
+        expectations = [e for e in expectations if (_domain(e), e["severity"]) not in replaced]
+        expectations += derived
+        notes.append(f"volume and drift checked against {', '.join(reference['dates'])}")
+    elif "reference" in spec:
+        notes.append("no validated history yet: volume and drift checks skipped")
+    result = run_suite(frame, spec["name"], expectations, day.isoformat())
+
+    out = Path(result_dir) / f"date={day.isoformat()}" / run_label(run_id, now)
     out.mkdir(parents=True, exist_ok=True)
-    result_path = out / "result.json"
-    result_path.write_text(json.dumps(result.to_json_dict(), indent=2, default=str))
+    (out / "result.json").write_text(json.dumps(result.to_json_dict(), indent=2, default=str))
+    (out / "index.html").write_text(render_data_docs(result))
+    if reference is not None:
+        (out / "reference_profile.json").write_text(json.dumps(reference, indent=2))
 
     failures = [_describe(r) for r in result.results if not r.success]
     report = ValidationReport(
         date=day.isoformat(),
+        run=out.name,
         success=not any(f["severity"] == "critical" for f in failures),
         evaluated=len(result.results),
         critical_failures=[f for f in failures if f["severity"] == "critical"],
         warnings=[f for f in failures if f["severity"] == "warning"],
-        result_path=str(result_path),
+        notes=notes,
+        result_path=str(out / "result.json"),
+        docs_path=str(out / "index.html"),
     )
-    for failure in failures:
+    _log_report(report)
+    return report
+
+
+def _log_report(report: ValidationReport) -> None:
+    for note in report.notes:
+        log.info("%s", note)
+    for failure in report.critical_failures + report.warnings:
         log.warning(
-            "expectation failed severity=%s %s column=%s observed=%s expected=%s",
+            "expectation failed severity=%s rule=%s %s column=%s observed=%s expected=%s",
             failure["severity"],
+            failure["rule"],
             failure["expectation"],
             failure["column"],
             failure["observed"],
             failure["expected"],
         )
     log.info(
-        "validated date=%s success=%s evaluated=%d critical=%d warnings=%d",
+        "validated date=%s success=%s evaluated=%d critical=%d warnings=%d docs=%s",
         report.date,
         report.success,
         report.evaluated,
         len(report.critical_failures),
         len(report.warnings),
+        report.docs_path,
     )
-    return report
+
+
+def _write_summary(result_dir: Path, report: ValidationReport) -> None:
+    day_dir = Path(result_dir) / f"date={report.date}"
+    payload = json.dumps(report.as_dict(), indent=2)
+    (day_dir / report.run / "summary.json").write_text(payload)
+    (day_dir / LATEST).write_text(payload)
+
+
+def passed_dates(result_dir: str | Path) -> list[dt.date]:
+    """Dates whose latest validation passed, oldest first."""
+    found = []
+    for latest in Path(result_dir).glob(f"date=*/{LATEST}"):
+        if json.loads(latest.read_text()).get("success"):
+            found.append(dt.date.fromisoformat(latest.parent.name.removeprefix("date=")))
+    return sorted(found)
+
+
+def reference_profile(lake_root: str, day: dt.date, result_dir: str | Path, spec: dict):
+    """The profile of the latest ``window`` validated, committed partitions before ``day``."""
+    from pipelines import lake
+
+    if "reference" not in spec:
+        return None
+    committed = set(lake.committed_dates(lake_root))
+    history = [d for d in passed_dates(result_dir) if d < day and d in committed]
+    history = history[-spec["reference"]["window"] :]
+    if not history:
+        return None
+    frames = [lake.read_partition(lake_root, d) for d in history]
+    columns = spec["reference"]["drift"]["columns"]
+    return build_profile(frames, columns, [d.isoformat() for d in history])
 
 
 def validate_partition(
-    lake_root: str, day: dt.date, result_dir: str | Path, suite_path: Path = DEFAULT_SUITE
+    lake_root: str,
+    day: dt.date,
+    result_dir: str | Path,
+    suite_path: Path = DEFAULT_SUITE,
+    *,
+    run_id: str | None = None,
+    now: dt.datetime | None = None,
 ) -> ValidationReport:
-    """Validate the committed partition of ``day``; raise ValidationFailed on critical failure."""
+    """Validate the committed partition of ``day``.
+
+    On a critical failure the partition is moved to quarantine together with its validation
+    result and ``ValidationFailed`` is raised; nothing is deleted.
+    """
     from pipelines import lake
 
-    report = validate_frame(lake.read_partition(lake_root, day), day, result_dir, suite_path)
+    spec = load_suite_spec(suite_path)
+    reference = reference_profile(lake_root, day, result_dir, spec)
+    frame = lake.read_partition(lake_root, day)
+    report = validate_frame(
+        frame, day, result_dir, suite_path, reference=reference, run_id=run_id, now=now
+    )
+    if not report.success:
+        attachments = {
+            "validation_result.json": Path(report.result_path).read_bytes(),
+            "validation_report.html": Path(report.docs_path).read_bytes(),
+            "validation_summary.json": json.dumps(report.as_dict(), indent=2).encode(),
+        }
+        report.quarantined_at = lake.quarantine_partition(lake_root, day, attachments, run_id)
+        log.error("quarantined date=%s at %s", day, report.quarantined_at)
+    _write_summary(Path(result_dir), report)
     if not report.success:
         raise ValidationFailed(report)
     return report
+
+
+def validate_days(
+    lake_root: str, days: list[dt.date], result_dir: str | Path, *, run_id: str | None = None
+) -> list[ValidationReport]:
+    """Validate each day (quarantining failures) and write the run's index page; never raises
+    for a failed partition, so every day of a run is checked and reported."""
+    reports = []
+    for day in days:
+        try:
+            reports.append(validate_partition(lake_root, day, result_dir, run_id=run_id))
+        except ValidationFailed as exc:
+            reports.append(exc.report)
+    write_run_index(result_dir, run_label(run_id, dt.datetime.now(dt.UTC)), reports)
+    return reports
+
+
+def write_run_index(result_dir: str | Path, label: str, reports: list[ValidationReport]) -> Path:
+    """One page per run linking each date's Data Docs page: what the Airflow link opens."""
+    from html import escape
+
+    rows = "".join(
+        f"<tr><td><a href='../date={r.date}/{escape(r.run)}/index.html'>{r.date}</a></td>"
+        f"<td>{'passed' if r.success else 'FAILED'}</td><td>{len(r.critical_failures)}</td>"
+        f"<td>{len(r.warnings)}</td><td>{escape(r.quarantined_at or '')}</td></tr>"
+        for r in reports
+    )
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Validation {escape(label)}"
+        f"</title></head><body><h1>Validation run {escape(label)}</h1><table border='1'>"
+        "<tr><th>date</th><th>result</th><th>critical</th><th>warnings</th><th>quarantined at"
+        f"</th></tr>{rows}</table></body></html>"
+    )
+    path = Path(result_dir) / "runs" / f"{label}.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    return path

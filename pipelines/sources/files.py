@@ -1,64 +1,163 @@
-"""Landing-zone files (CSV or Parquet, gzip allowed) read into the telemetry schema."""
+"""Landing-zone files, as IoT gateways drop them: CSV, JSON Lines or Parquet, gzip allowed.
+
+A day's files are found under the landing root by name: every file whose path below the root
+contains the date (``telemetry-2026-11-01.csv.gz``, ``date=2026-11-01/part-3.jsonl``). A source
+may also name one file or directory explicitly; either way it must stay inside the landing root
+(no ``..``, no symlink out). Landing files are only read, never moved or deleted.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
+import hashlib
+import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
 
-from pipelines.telemetry import SCHEMA
+from pipelines.conform import SourceError
+from pipelines.telemetry import arrow_schema
 
-SUFFIXES = (".csv", ".csv.gz", ".parquet")
+FORMATS = {
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".jsonl": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".ndjson": "jsonl",
+    ".ndjson.gz": "jsonl",
+    ".parquet": "parquet",
+}
 
 
-class SourceError(ValueError):
-    """Bad input, with a one-line message naming the file and the cause."""
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    sha256: str
+    bytes: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
-def _files(source: Path) -> list[Path]:
-    if not source.exists():
+def _format(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix, fmt in FORMATS.items():
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def resolve_in_landing(source: str | Path, landing_root: str | Path) -> Path:
+    """``source`` (absolute, or relative to the landing root) as a path inside the root."""
+    root = Path(landing_root).resolve()
+    candidate = Path(source)
+    path = (candidate if candidate.is_absolute() else root / candidate).resolve()
+    if path != root and root not in path.parents:
+        raise SourceError(f"{source}: path escapes the landing root {root}")
+    if not path.exists():
         raise SourceError(f"{source}: source path does not exist")
+    return path
+
+
+def day_files(source: Path, day: dt.date) -> list[Path]:
+    """The files of ``day``: ``source`` itself if it is a file, else the dated files below it."""
     if source.is_file():
+        if _format(source) is None:
+            raise SourceError(f"{source}: unsupported file type (expected {', '.join(FORMATS)})")
         return [source]
-    found = sorted(p for p in source.iterdir() if p.name.endswith(SUFFIXES))
+    stamp = day.isoformat()
+    found = sorted(
+        p
+        for p in source.rglob("*")
+        if p.is_file() and _format(p) and stamp in str(p.relative_to(source))
+    )
     if not found:
-        raise SourceError(f"{source}: no {', '.join(SUFFIXES)} files in directory")
+        raise SourceError(f"{source}: no {', '.join(FORMATS)} files for {stamp}")
     return found
 
 
-def _read_one(path: Path) -> pd.DataFrame:
+def _csv_types(header: list[str]) -> dict:
+    schema = arrow_schema()
+    types = {f.name: f.type for f in schema if f.name in header}
+    # Parse the time column as text: a naive timestamp must be a clear error, not a guess.
+    types["timestamp"] = pa.string()
+    return types
+
+
+def _read_csv(path: Path, raw: bytes) -> pa.Table:
+    first = raw.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    if "," not in first:
+        sep = next((s for s in (";", "\t", "|") if s in first), None)
+        hint = f" (found {sep!r}: wrong delimiter?)" if sep else ""
+        raise SourceError(f"{path}: header has no comma-separated columns{hint}")
+    header = first.strip().split(",")
+    options = pacsv.ConvertOptions(column_types=_csv_types(header), strings_can_be_null=False)
     try:
-        if path.name.endswith(".parquet"):
-            return pd.read_parquet(path)
-        if path.name.endswith((".csv", ".csv.gz")):
-            return pd.read_csv(path)
-    except Exception as exc:  # pandas/pyarrow raise many types for corrupt input
-        raise SourceError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
-    raise SourceError(f"{path}: unsupported file type (expected one of {', '.join(SUFFIXES)})")
+        return pacsv.read_csv(pa.BufferReader(raw), convert_options=options)
+    except pa.ArrowInvalid as exc:
+        # Arrow names columns by index; say which column it is.
+        message = str(exc).strip().splitlines()[0]
+        found = re.search(r"column #(\d+)", message)
+        if found and int(found.group(1)) < len(header):
+            message = message.replace(found.group(0), f"column {header[int(found.group(1))]}")
+        raise SourceError(f"{path}: {message}") from exc
 
 
-def coerce_to_schema(frame: pd.DataFrame, origin: str) -> pd.DataFrame:
-    """Cast to the declared dtypes; a missing column or an uncastable value is a SourceError."""
-    missing = [c for c in SCHEMA if c not in frame.columns]
-    if missing:
-        raise SourceError(f"{origin}: missing required column(s) {', '.join(missing)}")
-    out = {}
-    for column, dtype in SCHEMA.items():
+def _read_jsonl(path: Path, raw: bytes) -> pa.Table:
+    options = pajson.ParseOptions(
+        explicit_schema=pa.schema([("timestamp", pa.string())]), unexpected_field_behavior="infer"
+    )
+    return pajson.read_json(pa.BufferReader(raw), parse_options=options)
+
+
+def _read_parquet(path: Path, raw: bytes) -> pa.Table:
+    return pq.read_table(pa.BufferReader(raw))
+
+
+READERS = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
+
+
+def read_file(path: Path) -> tuple[pa.Table, SourceFile]:
+    """One landing file as an Arrow table, with its checksum for the manifest."""
+    data = path.read_bytes()
+    meta = SourceFile(str(path), hashlib.sha256(data).hexdigest(), len(data))
+    if not data:
+        raise SourceError(f"{path}: file is empty")
+    raw = data
+    if path.name.lower().endswith(".gz"):
         try:
-            if dtype.startswith("datetime64"):
-                out[column] = pd.to_datetime(frame[column], utc=True).astype(dtype)
-            else:
-                out[column] = frame[column].astype(dtype)
-        except (TypeError, ValueError) as exc:
-            raise SourceError(f"{origin}: column {column} is not {dtype} ({exc})") from exc
-    return pd.DataFrame(out)
+            raw = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise SourceError(f"{path}: corrupt or truncated gzip ({exc})") from exc
+    fmt = _format(path)
+    if fmt != "parquet":
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SourceError(
+                f"{path}: not UTF-8 text (byte {exc.start}: wrong encoding?)"
+            ) from exc
+    try:
+        table = READERS[fmt](path, raw)
+    except SourceError:
+        raise
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SourceError(f"{path}: unreadable {fmt} ({message})") from exc
+    return table, meta
 
 
-def read_landing(source: str | Path) -> tuple[pd.DataFrame, list[str]]:
-    """All telemetry under ``source`` (a file or a directory), and the files it came from."""
-    files = _files(Path(source))
-    frames = [coerce_to_schema(_read_one(path), str(path)) for path in files]
-    frame = pd.concat(frames, ignore_index=True)
-    if frame.empty:
-        raise SourceError(f"{source}: no rows")
-    return frame, [str(path) for path in files]
+def read_landing(source: str | Path, landing_root: str | Path, day: dt.date):
+    """The day's tables under ``source`` as (origin, table) pairs, and the files they came from."""
+    files = day_files(resolve_in_landing(source, landing_root), day)
+    tables, metas = [], []
+    for path in files:
+        table, meta = read_file(path)
+        tables.append((str(path), table))
+        metas.append(meta)
+    return tables, metas

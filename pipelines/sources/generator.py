@@ -115,3 +115,55 @@ def generate_day(day: dt.date, config: GeneratorConfig | None = None) -> pd.Data
         }
     )
     return frame.astype(SCHEMA)
+
+
+SCHEMA_DRIFTS = ("none", "extra_column", "missing_column")
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Faults to inject into generated data, so every validation rule can be demonstrated."""
+
+    null_ratio: float = 0.0
+    """Fraction of sensor readings set to null."""
+    out_of_range_ratio: float = 0.0
+    """Fraction of rows with a physically impossible torque."""
+    duplicate_ratio: float = 0.0
+    """Fraction of rows repeated with the same key but a different reading."""
+    schema_drift: str = "none"
+    """``extra_column`` adds an unknown column; ``missing_column`` drops ``torque_nm``."""
+
+    def __post_init__(self):
+        for name in ("null_ratio", "out_of_range_ratio", "duplicate_ratio"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"faults: {name} must be in [0, 1], got {getattr(self, name)}")
+        if self.schema_drift not in SCHEMA_DRIFTS:
+            raise ValueError(f"faults: schema_drift must be one of {', '.join(SCHEMA_DRIFTS)}")
+
+    @property
+    def any(self) -> bool:
+        return self != FaultConfig()
+
+
+SENSOR_COLUMNS = ("air_temperature_k", "process_temperature_k", "rotational_speed_rpm", "torque_nm")
+
+
+def inject_faults(frame: pd.DataFrame, faults: FaultConfig, seed: int = 0) -> pd.DataFrame:
+    """A copy of ``frame`` with the requested faults, deterministic per seed."""
+    rng = np.random.default_rng([seed, 7])
+    out = frame.copy()
+    n = len(out)
+    if faults.null_ratio:
+        for column in SENSOR_COLUMNS:
+            out.loc[rng.random(n) < faults.null_ratio, column] = np.nan
+    if faults.out_of_range_ratio:
+        out.loc[rng.random(n) < faults.out_of_range_ratio, "torque_nm"] = 1000.0
+    if faults.duplicate_ratio:
+        dupes = out[rng.random(n) < faults.duplicate_ratio].copy()
+        dupes["air_temperature_k"] = dupes["air_temperature_k"] + 0.5
+        out = pd.concat([out, dupes], ignore_index=True)
+    if faults.schema_drift == "extra_column":
+        out["firmware_version"] = "2.4.1"
+    elif faults.schema_drift == "missing_column":
+        out = out.drop(columns=["torque_nm"])
+    return out

@@ -1,59 +1,130 @@
 import datetime as dt
+import hashlib
+import random
+import signal
+import subprocess
+import sys
+import time
 
+import fsspec
 import pytest
 
 from pipelines import lake
-from pipelines.ingest import ingest_day, write_landing_file
-from pipelines.sources.files import SourceError
+from pipelines.ingest import ingest_day, ingest_days
 from pipelines.sources.generator import GeneratorConfig
 
 DAY = dt.date(2026, 11, 2)
 SMALL = GeneratorConfig(machines=3, minutes=120)
 
 
+def _committed_data_is_whole(root, day) -> lake.Manifest:
+    manifest = lake.read_manifest(root, day)
+    fs, path = fsspec.core.url_to_fs(lake.data_path(root, day))
+    assert hashlib.sha256(fs.cat_file(path)).hexdigest() == manifest.sha256
+    assert lake.read_table(root, day).num_rows == manifest.rows
+    return manifest
+
+
 def test_partition_is_hive_style(tmp_path):
-    assert lake.partition_dir(tmp_path, DAY) == tmp_path / "telemetry" / "date=2026-11-02"
+    assert lake.partition_dir(tmp_path, DAY) == f"{tmp_path}/telemetry/date=2026-11-02"
+    assert lake.partition_dir("s3://bucket/lake", DAY) == "s3://bucket/lake/telemetry/date=2026-11-02"
 
 
 def test_ingesting_twice_replaces_instead_of_appending(tmp_path):
     first = ingest_day(DAY, str(tmp_path), generator=SMALL, run_id="r1")
     second = ingest_day(DAY, str(tmp_path), generator=SMALL, run_id="r1")
-    frame = lake.read_partition(tmp_path, DAY)
-    assert len(frame) == first.rows == second.rows == 3 * 120
+    assert len(lake.read_partition(tmp_path, DAY)) == first.rows == second.rows == 3 * 120
     assert first.manifest["sha256"] == second.manifest["sha256"]
-    files = sorted(p.name for p in lake.partition_dir(tmp_path, DAY).iterdir())
-    assert files == [lake.MANIFEST_FILE, lake.DATA_FILE]
+    other = ingest_day(DAY, str(tmp_path), generator=GeneratorConfig(machines=2, minutes=60))
+    assert len(lake.read_partition(tmp_path, DAY)) == other.rows == 120
+    files = sorted(p.name for p in (tmp_path / "telemetry" / "date=2026-11-02").iterdir())
+    assert files == sorted([lake.MANIFEST_FILE, other.manifest["data_file"]])
 
 
 def test_manifest_describes_the_partition(tmp_path):
     result = ingest_day(DAY, str(tmp_path), generator=SMALL, run_id="run-7")
-    manifest = lake.read_manifest(tmp_path, DAY)
+    manifest = _committed_data_is_whole(tmp_path, DAY)
     assert manifest.rows == result.rows
     assert manifest.run_id == "run-7"
-    assert manifest.schema["timestamp"] == "datetime64[us, UTC]"
+    assert manifest.schema["timestamp"] == "timestamp[us, tz=UTC]"
+    assert manifest.sources[0]["generator"]["machines"] == 3
+    assert manifest.ingested_at.endswith("+00:00")
 
 
 def test_uncommitted_partition_is_invisible(tmp_path):
-    directory = lake.partition_dir(tmp_path, DAY)
+    directory = tmp_path / "telemetry" / "date=2026-11-02"
     directory.mkdir(parents=True)
-    (directory / ".part-0.parquet.abc.tmp").write_bytes(b"half a file")
+    (directory / "part-0123.parquet").write_bytes(b"half a file")
     assert lake.committed_dates(tmp_path) == []
     with pytest.raises(FileNotFoundError, match="no committed partition"):
         lake.read_partition(tmp_path, DAY)
 
 
-def test_landing_file_round_trip(tmp_path):
-    landing = write_landing_file(DAY, tmp_path / "landing", SMALL)
-    result = ingest_day(DAY, str(tmp_path / "lake"), source=landing["path"])
-    assert result.rows == landing["rows"]
-    assert (tmp_path / "landing" / "telemetry-2026-11-02.parquet").exists()  # source kept
+def test_backfill_yields_exactly_one_partition_per_date(tmp_path):
+    days = [dt.date(2026, 11, d) for d in range(1, 8)]
+    ingest_days(days, str(tmp_path), generator=SMALL)
+    ingest_days(days[2:5], str(tmp_path), generator=SMALL)  # an overlapping re-run
+    assert lake.committed_dates(tmp_path) == days
+    for day in days:
+        assert len(lake.partition_files(tmp_path, [day])) == 1
+        assert len(lake.read_partition(tmp_path, day)) == 3 * 120
 
 
-def test_missing_source_and_missing_column_are_one_line_errors(tmp_path):
-    with pytest.raises(SourceError, match="does not exist"):
-        ingest_day(DAY, str(tmp_path), source=str(tmp_path / "nope.csv"))
-    bad = tmp_path / "bad.csv"
-    bad.write_text("machine_id,timestamp\nM1,2026-11-02T00:00:00Z\n")
-    with pytest.raises(SourceError, match="missing required column"):
-        ingest_day(DAY, str(tmp_path / "lake"), source=str(bad))
-    assert lake.committed_dates(tmp_path / "lake") == []
+def test_an_fsspec_url_lake_works_like_a_local_one():
+    """``memory://`` stands in for ``s3://`` (no bucket can be reached here): the same code
+    path, fsspec with object-store semantics (a single PUT commits)."""
+    root = f"memory://lake-{time.time_ns()}"
+    ingest_days([DAY, DAY + dt.timedelta(days=1)], root, generator=SMALL)
+    ingest_day(DAY, root, generator=SMALL)
+    assert lake.committed_dates(root) == [DAY, DAY + dt.timedelta(days=1)]
+    assert _committed_data_is_whole(root, DAY).rows == 3 * 120
+    lake.quarantine_partition(root, DAY, {"why.json": b"{}"}, run_id="r1")
+    assert lake.committed_dates(root) == [DAY + dt.timedelta(days=1)]
+
+
+def test_quarantine_moves_data_and_attachments_and_deletes_nothing(tmp_path):
+    manifest = ingest_day(DAY, str(tmp_path), generator=SMALL).manifest
+    where = lake.quarantine_partition(tmp_path, DAY, {"validation_result.json": b"{}"}, "run/1")
+    assert lake.committed_dates(tmp_path) == []
+    kept = sorted(p.name for p in (tmp_path / where).iterdir())
+    assert kept == sorted([lake.MANIFEST_FILE, manifest["data_file"], "validation_result.json"])
+    data = (tmp_path / where / manifest["data_file"]).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == manifest["sha256"]
+
+
+WRITER = """
+import datetime as dt, sys
+from pipelines import lake
+from pipelines.sources.generator import GeneratorConfig, generate_day
+import pyarrow as pa
+day = dt.date(2026, 11, 2)
+tables = [pa.Table.from_pandas(generate_day(day, GeneratorConfig(machines=m, minutes=1440)))
+          for m in (40, 41)]
+i = 0
+while True:
+    lake.write_partition(tables[i % 2], sys.argv[1], day, source="writer")
+    print("wrote", flush=True)
+    i += 1
+"""
+
+
+def test_a_writer_killed_mid_write_never_leaves_half_a_partition(tmp_path):
+    """SIGKILL a process that keeps rewriting a large partition, at random moments: after
+    every kill the committed partition is whole (its bytes match its manifest's checksum)."""
+    rng = random.Random(0)
+    for _ in range(4):
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert writer.stdout.readline().strip() == "wrote"
+            time.sleep(rng.uniform(0.0, 0.6))
+        finally:
+            writer.send_signal(signal.SIGKILL)
+            writer.wait(timeout=30)
+        manifest = _committed_data_is_whole(tmp_path, DAY)
+        assert manifest.rows in (40 * 1440, 41 * 1440)
+    # The next write cleans up whatever a killed writer left behind.
+    ingest_day(DAY, str(tmp_path), generator=SMALL)
+    files = sorted(p.name for p in (tmp_path / "telemetry" / "date=2026-11-02").iterdir())
+    assert files == sorted([lake.MANIFEST_FILE, lake.read_manifest(tmp_path, DAY).data_file])

@@ -147,7 +147,7 @@ def predictive_maintenance():
         )
         return [r.date for r in results]
 
-    validate = DataValidationOperator(task_id="validate", dates=ingest(), retries=0)
+    validate = DataValidationOperator(task_id="validate", dates=ingest())
 
     train = RayJobOperator(
         task_id="train",

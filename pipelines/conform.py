@@ -72,12 +72,33 @@ def conform(tables: list[tuple[str, pa.Table]]) -> tuple[pa.Table, ConformReport
     if report.rows_read == 0:
         origins = ", ".join(origin for origin, _ in tables)
         raise SourceError(f"{origins}: no rows")
-    table = pa.concat_tables(conformed)
-    if table.num_rows > 1:
-        unique = table.group_by(schema.names, use_threads=False).aggregate([])
-        report.duplicates_dropped = table.num_rows - unique.num_rows
-        if report.duplicates_dropped:
-            table = unique.select(schema.names)
-    table = table.sort_by([(c, "ascending") for c in KEY_COLUMNS])
+    table, report.duplicates_dropped = _sorted_unique(pa.concat_tables(conformed))
     report.rows = table.num_rows
     return table, report
+
+
+def _adjacent(column: pa.ChunkedArray, op: str) -> pa.Array:
+    values = column.combine_chunks()
+    return getattr(pc, op)(values[:-1], values[1:])
+
+
+def _sorted_unique(table: pa.Table) -> tuple[pa.Table, int]:
+    """Sort by key and drop exact duplicate rows, in O(n) when the input already is sorted and
+    has unique keys (the usual case); the full de-duplication only runs when keys repeat."""
+    keys = [(c, "ascending") for c in KEY_COLUMNS]
+    if table.num_rows < 2:
+        return table, 0
+    mid, ts = table.column("machine_id"), table.column("timestamp")
+    in_order = pc.or_(
+        _adjacent(mid, "less"),
+        pc.and_(_adjacent(mid, "equal"), _adjacent(ts, "less_equal")),
+    )
+    if not pc.all(in_order, skip_nulls=False).as_py():
+        table = table.sort_by(keys)
+        mid, ts = table.column("machine_id"), table.column("timestamp")
+    repeated = pc.and_(_adjacent(mid, "equal"), _adjacent(ts, "equal"))
+    if not pc.any(repeated).as_py():
+        return table, 0
+    unique = table.group_by(table.column_names, use_threads=False).aggregate([])
+    unique = unique.select(table.column_names).sort_by(keys)
+    return unique, table.num_rows - unique.num_rows

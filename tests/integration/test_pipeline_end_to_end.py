@@ -5,11 +5,13 @@ train task submits a Ray job to the local head, the model is registered in MLflo
 Ray Serve, and this test then calls the endpoint itself.
 """
 
+import datetime as dt
 from pathlib import Path
 
 import httpx
 import pytest
 
+from pipelines import lake
 from pipelines.serving import SAMPLE_RECORDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -48,3 +50,28 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     assert all(0.0 <= p["failure_probability"] <= 1.0 for p in body["predictions"])
     invalid = httpx.post(f"{endpoint}/predict", json={"records": [{"torque_nm": 1e9}]})
     assert invalid.status_code == 422
+
+    # A run whose data fails validation stops at validate: the partition is quarantined, nothing
+    # is trained or deployed, and the endpoint keeps serving version 1.
+    faults = {
+        "null_ratio": 0.0,
+        "out_of_range_ratio": 0.02,
+        "duplicate_ratio": 0.0,
+        "schema_drift": "none",
+    }
+    result, stdout, _ = airflow_home.run_dag(
+        ROOT / "dags" / "predictive_maintenance.py",
+        "predictive_maintenance",
+        "2026-11-04T00:00:00+00:00",
+        {**conf, "days": 1, "faults": faults},
+    )
+    assert result["state"] == "failed", result
+    assert result["tasks"]["ingest"] == "success" and result["tasks"]["validate"] == "failed"
+    assert {result["tasks"][t] for t in ("train", "register", "deploy", "smoke_test")} == {
+        "upstream_failed"
+    }, result
+    assert dt.date(2026, 11, 4) not in lake.committed_dates(local_stack.lake)
+    quarantined = Path(local_stack.lake) / "_quarantine" / "telemetry" / "date=2026-11-04"
+    assert len(list(quarantined.iterdir())) == 1
+    response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
+    assert response.status_code == 200 and response.json()["model_version"] == "1"

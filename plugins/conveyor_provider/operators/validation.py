@@ -1,7 +1,7 @@
 """Validate lake partitions with Great Expectations; quarantine the ones that fail.
 
 Thin: it calls ``pipelines.validation.validate_days``, publishes the run's Data Docs page as
-the task's "Data Docs" link, and fails the task (without retries: the data will not change)
+the task's "Data Docs" link, and fails the task without retries (the data will not change)
 when any partition failed a critical expectation, so training and deployment do not run.
 """
 

@@ -57,3 +57,33 @@ def test_dag_file_parses_without_heavy_imports():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     heavy = json.loads(out.stdout.strip().splitlines()[-1])
     assert heavy == [], f"heavy modules imported at DAG parse time: {heavy}"
+
+
+def test_postgres_source_comes_from_the_conveyor_telemetry_db_connection(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CONVEYOR_TELEMETRY_DB",
+        json.dumps(
+            {
+                "conn_type": "postgres",
+                "host": "db.internal",
+                "port": 5432,
+                "login": "reader",
+                "password": "pw",
+                "schema": "plant",
+                "extra": {"table": "sensors.telemetry"},
+            }
+        ),
+    )
+    spec = importlib.util.spec_from_file_location(
+        "pm_dag", ROOT / "dags" / "predictive_maintenance.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from pipelines.settings import get_settings
+
+    source, table = module._source("postgres", get_settings())
+    assert source == "postgres://reader:pw@db.internal:5432/plant"
+    assert table == "sensors.telemetry"
+    assert module._source("generator", get_settings())[0] == "generator"

@@ -72,3 +72,21 @@ def test_machine_failure_is_any_failure_mode(day_frame):
 def test_bad_config_is_a_clear_error():
     with pytest.raises(ValueError, match="machines must be >= 1"):
         generate_day(DAY, GeneratorConfig(machines=0))
+
+
+def test_injected_faults_are_deterministic_and_of_the_requested_size():
+    from pipelines.sources.generator import FaultConfig, inject_faults
+
+    frame = generate_day(DAY, GeneratorConfig(machines=5, minutes=200))
+    faults = FaultConfig(null_ratio=0.1, out_of_range_ratio=0.05, duplicate_ratio=0.02)
+    once, again = inject_faults(frame, faults), inject_faults(frame, faults)
+    assert once.equals(again)
+    assert 0.07 < once["air_temperature_k"].isna().mean() < 0.13
+    assert 0.03 < (once["torque_nm"] == 1000.0).mean() < 0.07
+    extra = len(once) - len(frame)
+    assert 0.01 * len(frame) < extra < 0.03 * len(frame)
+    assert once.duplicated(["machine_id", "timestamp"]).sum() == extra
+    assert "firmware_version" in inject_faults(frame, FaultConfig(schema_drift="extra_column"))
+    assert "torque_nm" not in inject_faults(frame, FaultConfig(schema_drift="missing_column"))
+    with pytest.raises(ValueError, match="null_ratio must be in"):
+        FaultConfig(null_ratio=2)

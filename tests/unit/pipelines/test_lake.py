@@ -27,7 +27,9 @@ def _committed_data_is_whole(root, day) -> lake.Manifest:
 
 def test_partition_is_hive_style(tmp_path):
     assert lake.partition_dir(tmp_path, DAY) == f"{tmp_path}/telemetry/date=2026-11-02"
-    assert lake.partition_dir("s3://bucket/lake", DAY) == "s3://bucket/lake/telemetry/date=2026-11-02"
+    assert (
+        lake.partition_dir("s3://bucket/lake", DAY) == "s3://bucket/lake/telemetry/date=2026-11-02"
+    )
 
 
 def test_ingesting_twice_replaces_instead_of_appending(tmp_path):

@@ -200,3 +200,9 @@ def test_exact_duplicate_rows_are_dropped_and_counted(zone):
     assert result.rows == len(frame)
     assert result.manifest["report"]["duplicates_dropped"] == 3
     assert json.loads(json.dumps(result.manifest))  # the manifest is plain JSON
+
+
+def test_wrong_encoding_in_json_lines(zone):
+    path = zone[0] / "telemetry-2026-11-02.jsonl"
+    path.write_bytes('{"machine_id": "Mé0001"}\n'.encode("latin-1"))
+    _rejects(zone, path, "not UTF-8")

@@ -1,0 +1,73 @@
+"""DataValidationOperator and the Data Docs pages it links to, on real lake partitions."""
+
+import datetime as dt
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+from fastapi.testclient import TestClient
+
+from conveyor_provider.operators.validation import DataValidationOperator
+from pipelines import lake
+from pipelines.ingest import ingest_day
+from pipelines.sources.generator import FaultConfig, GeneratorConfig
+
+SMALL = GeneratorConfig(machines=3, minutes=120)
+GOOD, BAD = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
+
+
+class TI:
+    def __init__(self):
+        self.xcom = {}
+
+    def xcom_push(self, key, value):
+        self.xcom[key] = value
+
+
+def _run(tmp_path, dates):
+    op = DataValidationOperator(
+        task_id="validate",
+        dates=dates,
+        lake_root=str(tmp_path / "lake"),
+        validation_dir=str(tmp_path / "validation"),
+    )
+    context = {"run_id": "scheduled__2026-11-02", "ti": TI()}
+    return op, context
+
+
+def test_passing_dates_are_returned_and_the_link_points_at_the_run_page(tmp_path):
+    ingest_day(GOOD, str(tmp_path / "lake"), generator=SMALL)
+    op, context = _run(tmp_path, [GOOD.isoformat()])
+    assert op.execute(context) == ["2026-11-01"]
+    url = context["ti"].xcom["data_docs_url"]
+    assert url.endswith("/conveyor/data-docs/runs/scheduled__2026-11-02.html")
+    assert (tmp_path / "validation" / "runs" / "scheduled__2026-11-02.html").exists()
+
+
+def test_a_critical_failure_fails_the_task_naming_the_day_rule_and_quarantine(tmp_path):
+    ingest_day(GOOD, str(tmp_path / "lake"), generator=SMALL)
+    ingest_day(BAD, str(tmp_path / "lake"), generator=SMALL, faults=FaultConfig(null_ratio=0.2))
+    op, context = _run(tmp_path, [GOOD.isoformat(), BAD.isoformat()])
+    with pytest.raises(
+        AirflowFailException,
+        match=r"2026-11-02: \d+ critical failure\(s\) "
+        r"\(completeness\), quarantined at .*_quarantine",
+    ):
+        op.execute(context)
+    assert lake.committed_dates(tmp_path / "lake") == [GOOD]
+    assert "data_docs_url" in context["ti"].xcom  # the link is there for the failed run too
+
+
+def test_the_plugin_serves_the_data_docs_pages(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path))
+    ingest_day(GOOD, str(tmp_path / "lake"), generator=SMALL)
+    op, context = _run(tmp_path, [GOOD.isoformat()])
+    op.execute(context)
+
+    from conveyor_plugin import data_docs_app
+
+    client = TestClient(data_docs_app())
+    page = client.get("/runs/scheduled__2026-11-02.html")
+    assert page.status_code == 200 and "2026-11-01" in page.text
+    docs = client.get("/date=2026-11-01/scheduled__2026-11-02/index.html")
+    assert docs.status_code == 200 and "telemetry" in docs.text
+    assert client.get("/../../etc/passwd").status_code == 404

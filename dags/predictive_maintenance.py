@@ -1,19 +1,25 @@
 """
 ### Predictive maintenance: telemetry → lake → validation → Ray training → MLflow → Ray Serve
 
-Each run handles the **days** ending at its data interval:
+Each run handles the **days** ending at the last complete day of its data interval (a scheduled
+run for [D, D+1) ends at D; a manual run ends the day before it was triggered):
 
-1. **ingest** one Parquet partition per day into the lake (replaced, never appended);
+1. **ingest** one Parquet partition per day from the chosen **source** (generator, landing-zone
+   files, or the PostgreSQL table of Connection `conveyor_telemetry_db`), committed atomically
+   with a manifest (replaced, never appended);
 2. **validate** every partition with the Great Expectations suite in `data_checks/`; a critical
-   failure stops the run here, so nothing downstream sees bad data;
-3. **train** a PyTorch classifier with Ray Train (DDP) as a Ray job (a retry reattaches to the
-   same job, and the run name is stable so training resumes from its last checkpoint);
+   failure quarantines the partition and stops the run here, so nothing downstream sees bad
+   data (**Data Docs** button: the run's validation pages);
+3. **train** a PyTorch classifier with Ray Train (DDP) as a Ray job (deferrable; a retry
+   reattaches to the same job, and the run name is stable so training resumes from its last
+   checkpoint; **Ray job** button: the job on the Ray dashboard);
 4. **register** the model version in MLflow (once per training run);
-5. **deploy** it as a Ray Serve application (a Ray job on the cluster) and wait until it is RUNNING;
+5. **deploy** it as a Ray Serve application (a Ray job on the cluster) and wait until it is
+   RUNNING;
 6. **smoke_test** the live endpoint with real requests.
 
-Trigger it from the UI (the form below), on its daily schedule, or through the REST API
-(`POST /api/v2/dags/predictive_maintenance/dagRuns`).
+Trigger it from the UI (the form below), on its daily schedule (backfills: one partition per
+date), or through the REST API (`POST /api/v2/dags/predictive_maintenance/dagRuns`).
 """
 
 from __future__ import annotations
@@ -51,13 +57,16 @@ def _source(kind: str, settings) -> tuple[str, str]:
 
 
 def _run_day(context):
-    """The day a run covers: its data interval's start, or its logical date / run time."""
-    moment = (
-        context.get("data_interval_start")
-        or context.get("logical_date")
-        or context["dag_run"].run_after
-    )
-    return moment.date()
+    """The day a run covers: the last complete UTC day at its data interval's end.
+
+    A scheduled run for [D, D+1) covers D. A manual run has a zero-width interval at its
+    logical date, which is usually mid-day: it covers the day before, whose data is complete
+    (the freshness check rejects readings from the future).
+    """
+    import datetime as dt
+
+    end = context.get("data_interval_end") or context["dag_run"].run_after
+    return end.astimezone(dt.UTC).date() - dt.timedelta(days=1)
 
 
 @dag(

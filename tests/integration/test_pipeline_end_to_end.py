@@ -32,7 +32,7 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
 
     # Two partitions in the lake, one model version in the registry.
     lake_dates = sorted(p.name for p in (Path(local_stack.lake) / "telemetry").iterdir())
-    assert lake_dates == ["date=2026-11-02", "date=2026-11-03"]
+    assert lake_dates == ["date=2026-11-01", "date=2026-11-02"]
     from mlflow.tracking import MlflowClient
 
     versions = MlflowClient(local_stack.tracking_uri).search_model_versions(
@@ -70,8 +70,8 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     assert {result["tasks"][t] for t in ("train", "register", "deploy", "smoke_test")} == {
         "upstream_failed"
     }, result
-    assert dt.date(2026, 11, 4) not in lake.committed_dates(local_stack.lake)
-    quarantined = Path(local_stack.lake) / "_quarantine" / "telemetry" / "date=2026-11-04"
+    assert dt.date(2026, 11, 3) not in lake.committed_dates(local_stack.lake)
+    quarantined = Path(local_stack.lake) / "_quarantine" / "telemetry" / "date=2026-11-03"
     assert len(list(quarantined.iterdir())) == 1
     response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
     assert response.status_code == 200 and response.json()["model_version"] == "1"

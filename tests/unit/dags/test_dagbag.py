@@ -87,3 +87,20 @@ def test_postgres_source_comes_from_the_conveyor_telemetry_db_connection(monkeyp
     assert source == "postgres://reader:pw@db.internal:5432/plant"
     assert table == "sensors.telemetry"
     assert module._source("generator", get_settings())[0] == "generator"
+
+
+def test_a_run_covers_the_last_complete_day():
+    """Scheduled [D, D+1) covers D; a manual run at 21:35 covers the day before (complete)."""
+    import importlib.util
+
+    import pendulum
+
+    spec = importlib.util.spec_from_file_location(
+        "pm_dag", ROOT / "dags" / "predictive_maintenance.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    scheduled = {"data_interval_end": pendulum.datetime(2026, 11, 3, tz="UTC")}
+    manual = {"data_interval_end": pendulum.datetime(2026, 11, 29, 21, 35, tz="UTC")}
+    assert str(module._run_day(scheduled)) == "2026-11-02"
+    assert str(module._run_day(manual)) == "2026-11-28"

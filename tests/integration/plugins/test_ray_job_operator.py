@@ -111,7 +111,9 @@ def test_job_result_is_the_xcom_and_job_output_is_in_the_task_log(
 ):
     args = "--lines 3 --result '{\"answer\": 42}'"
     dag_file = _write_dag(tmp_path, args, deferrable)
-    result, stdout, stderr = airflow_home.run_dag(dag_file, DAG_ID, "2026-11-01T00:00:00+00:00")
+    # Each case its own DAG run: the same run would (rightly) reattach to the other's job.
+    logical_date = "2026-11-01T00:00:00+00:00" if deferrable else "2026-11-05T00:00:00+00:00"
+    result, stdout, stderr = airflow_home.run_dag(dag_file, DAG_ID, logical_date)
     assert result["state"] == "success", stdout[-4000:] + stderr[-4000:]
     assert json.loads((tmp_path / "xcom.json").read_text()) == {"answer": 42}
     log = stdout + stderr

@@ -13,10 +13,12 @@ run for [D, D+1) ends at D; a manual run ends the day before it was triggered):
 3. **train** a PyTorch classifier with Ray Train (DDP) as a Ray job (deferrable; a retry
    reattaches to the same job, and the run name is stable so training resumes from its last
    checkpoint; **Ray job** button: the job on the Ray dashboard);
-4. **register** the model version in MLflow (once per training run);
-5. **deploy** it as a Ray Serve application (a Ray job on the cluster) and wait until it is
+4. **register** the model version in MLflow (once per training run) as `challenger`;
+5. **promote** it to `champion` only if it passes the quality bar and beats the current
+   champion on the same holdout; otherwise the run ends here and the served model stays;
+6. **deploy** it as a Ray Serve application (a Ray job on the cluster) and wait until it is
    RUNNING;
-6. **smoke_test** the live endpoint with real requests.
+7. **smoke_test** the live endpoint with real requests.
 
 Trigger it from the UI (the form below), on its daily schedule (backfills: one partition per
 date), or through the REST API (`POST /api/v2/dags/predictive_maintenance/dagRuns`).
@@ -123,6 +125,24 @@ def _run_day(context):
         ),
         "epochs": Param(5, type="integer", minimum=1, maximum=200, title="Epochs"),
         "num_workers": Param(2, type="integer", minimum=1, maximum=64, title="Ray Train workers"),
+        "batch_size": Param(512, type="integer", minimum=8, maximum=65536, title="Batch size"),
+        "lr": Param(3e-3, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate"),
+        "min_f1": Param(
+            0.8,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Quality bar (holdout F1)",
+            description="A new model below it never becomes champion and is not deployed.",
+        ),
+        "promotion_margin": Param(
+            0.01,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Promotion margin (F1)",
+            description="How much the new model must beat the champion by, on the same holdout.",
+        ),
         "use_gpu": Param(
             "auto",
             enum=["auto", "true", "false"],
@@ -166,18 +186,42 @@ def predictive_maintenance():
             " --storage-path {{ settings().runs_dir }}"
             " --epochs {{ params.epochs }} --num-workers {{ params.num_workers }}"
             " --use-gpu {{ params.use_gpu }}"
+            " --batch-size {{ params.batch_size }} --lr {{ params.lr }}"
         ),
     )
 
     @task
-    def register(train_result: dict) -> dict:
+    def register(train_result: dict, run_id=None) -> dict:
         from pipelines.registry import register_training
         from pipelines.settings import get_settings
 
         settings = get_settings()
         return register_training(
-            settings.tracking_uri, settings.model_name, train_result, train_result["run_name"]
+            settings.tracking_uri,
+            settings.model_name,
+            train_result,
+            train_result["run_name"],
+            dag_run_id=run_id,
         ).as_dict()
+
+    @task.short_circuit
+    def promote(version: dict, params=None) -> bool:
+        """Champion or not: when not, deploy and smoke_test are skipped and the served model
+        stays as it is (the reason is the last line of this task's log)."""
+        from pipelines.promotion import promote as decide
+        from pipelines.settings import get_settings
+
+        settings = get_settings()
+        decision = decide(
+            settings.tracking_uri,
+            version["name"],
+            version["version"],
+            settings.lake,
+            min_f1=params["min_f1"],
+            margin=params["promotion_margin"],
+            lock_path=settings.home_dir / "locks" / f"promote-{version['name']}.lock",
+        )
+        return decision.promoted
 
     deploy = RayJobOperator(
         task_id="deploy",
@@ -199,7 +243,8 @@ def predictive_maintenance():
         return run_smoke_test(deployment["endpoint"], deployment["model_version"])
 
     validate >> train
-    register(train.output) >> deploy
+    registered = register(train.output)
+    promote(registered) >> deploy
     smoke_test(deploy.output)
 
 

@@ -13,6 +13,8 @@ log = logging.getLogger(__name__)
 
 RUN_KEY_TAG = "conveyor.run_key"
 EXPERIMENT = "predictive_maintenance"
+CHALLENGER = "challenger"
+CHAMPION = "champion"
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,39 @@ def _ensure_registered_model(client, name: str) -> None:
         client.create_registered_model(name)
 
 
+def code_version() -> str:
+    """The git commit of the code that ran: ``CONVEYOR_GIT_COMMIT`` (set in images), else the
+    checkout's HEAD, else "unknown"."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    if os.environ.get("CONVEYOR_GIT_COMMIT"):
+        return os.environ["CONVEYOR_GIT_COMMIT"]
+    root = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
 def register_training(
-    tracking_uri: str, model_name: str, train_result: dict, run_key: str
+    tracking_uri: str,
+    model_name: str,
+    train_result: dict,
+    run_key: str,
+    *,
+    dag_run_id: str | None = None,
 ) -> RegisteredVersion:
-    """Log params, metrics and the model directory of ``train_result``; register a version."""
+    """Log params, per-epoch and holdout metrics, the evaluation report and the model directory
+    of ``train_result``; register a version tagged with its lineage and alias it
+    ``challenger``."""
     client = _client(tracking_uri)
     experiment_id = _experiment_id(client, EXPERIMENT)
     runs = client.search_runs(
@@ -80,16 +111,39 @@ def register_training(
     for key, value in train_result.get("metrics", {}).items():
         if isinstance(value, int | float):
             client.log_metric(run_id, key, float(value))
+    for mode, recall in train_result.get("metrics", {}).get("recall_by_mode", {}).items():
+        if recall is not None:
+            client.log_metric(run_id, f"recall_{mode}", float(recall))
+    for key, value in train_result.get("baseline", {}).items():
+        if isinstance(value, int | float):
+            client.log_metric(run_id, f"baseline_{key}", float(value))
+    for epoch in train_result.get("history", []):
+        client.log_metric(
+            run_id, "train_loss", float(epoch["train_loss"]), step=int(epoch["epoch"])
+        )
     client.log_artifacts(run_id, train_result["model_dir"], artifact_path="model")
     client.set_terminated(run_id)
 
     _ensure_registered_model(client, model_name)
-    tags = {RUN_KEY_TAG: run_key, "train_dates": ",".join(train_result.get("train_dates", []))}
+    tags = {
+        RUN_KEY_TAG: run_key,
+        "train_dates": ",".join(train_result.get("train_dates", [])),
+        "git_commit": code_version(),
+        "dag_run_id": dag_run_id or "",
+        "holdout_from": train_result.get("split", {}).get("holdout_from", ""),
+    }
     tags.update({f"manifest.{d}": sha for d, sha in train_result.get("manifests", {}).items()})
     version = client.create_model_version(
         model_name, source=f"{run.info.artifact_uri}/model", run_id=run_id, tags=tags
     )
-    log.info("registered name=%s version=%s run_id=%s", model_name, version.version, run_id)
+    client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+    log.info(
+        "registered name=%s version=%s run_id=%s alias=%s",
+        model_name,
+        version.version,
+        run_id,
+        CHALLENGER,
+    )
     return RegisteredVersion(model_name, str(version.version), run_id, True)
 
 

@@ -22,6 +22,14 @@ import torch
 from torch import nn
 
 from pipelines import lake
+from pipelines.evaluation import (
+    TimeSplit,
+    choose_threshold,
+    holdout_report,
+    logistic_baseline,
+    predictable,
+    write_figures,
+)
 from pipelines.features import Scaler, feature_matrix, target_vector
 from pipelines.model import build_model, save_model_dir
 from ray_jobs.contract import run_key, write_result
@@ -91,7 +99,7 @@ def _train(config: dict):
 
     model = build_model(hidden=int(config["hidden"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=float(config["lr"]))
-    start_epoch = 0
+    start_epoch, history = 0, []
     if distributed:
         checkpoint = ray.train.get_checkpoint()
         if checkpoint:
@@ -100,6 +108,7 @@ def _train(config: dict):
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             start_epoch = int(state["epoch"]) + 1
+            history = list(state.get("history", []))
             log.info("resuming from checkpoint epoch=%d", start_epoch)
         model = ray.train.torch.prepare_model(model)
     else:
@@ -107,7 +116,6 @@ def _train(config: dict):
 
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(config["pos_weight"])))
     loss_fn = loss_fn.to(device)
-    history = []
     for epoch in range(start_epoch, int(config["epochs"])):
         model.train()
         total, count = 0.0, 0
@@ -124,12 +132,13 @@ def _train(config: dict):
         metrics = {"epoch": epoch, "train_loss": total / max(count, 1)}
         history.append(metrics)
         if distributed:
-            _report_epoch(model, optimizer, epoch, metrics, rank)
+            _report_epoch(model, optimizer, epoch, metrics, rank, history)
     return (model.module if hasattr(model, "module") else model), history
 
 
-def _report_epoch(model, optimizer, epoch: int, metrics: dict, rank: int) -> None:
-    """Report metrics every epoch; rank 0 attaches a checkpoint to resume from."""
+def _report_epoch(model, optimizer, epoch: int, metrics: dict, rank: int, history: list) -> None:
+    """Report metrics every epoch; rank 0 attaches a checkpoint to resume from (with the
+    history so far, so a resumed run still reports every epoch)."""
     import ray.train
 
     with tempfile.TemporaryDirectory() as directory:
@@ -139,40 +148,11 @@ def _report_epoch(model, optimizer, epoch: int, metrics: dict, rank: int) -> Non
                 "model": model.module.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "epoch": epoch,
+                "history": history,
             }
             torch.save(state, Path(directory) / CHECKPOINT_FILE)
             checkpoint = ray.train.Checkpoint.from_directory(directory)
         ray.train.report(metrics, checkpoint=checkpoint)
-
-
-def time_cutoffs(timestamps: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Split points: train on the first 70 % of time, pick the threshold on the next 10 %,
-    report on the latest 20 % (a time-based holdout, never a random one)."""
-    start, end = timestamps.min(), timestamps.max()
-    span = end - start
-    return start + 0.7 * span, start + 0.8 * span
-
-
-def evaluate(probabilities: np.ndarray, target: np.ndarray, threshold: float) -> dict:
-    from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
-
-    predicted = (probabilities >= threshold).astype(int)
-    has_both = 0 < target.sum() < len(target)
-    return {
-        "pr_auc": float(average_precision_score(target, probabilities)) if has_both else 0.0,
-        "f1": float(f1_score(target, predicted, zero_division=0)),
-        "precision": float(precision_score(target, predicted, zero_division=0)),
-        "recall": float(recall_score(target, predicted, zero_division=0)),
-        "threshold": float(threshold),
-        "rows": int(len(target)),
-        "positives": int(target.sum()),
-    }
-
-
-def choose_threshold(probabilities: np.ndarray, target: np.ndarray) -> float:
-    candidates = np.linspace(0.05, 0.95, 19)
-    scores = [evaluate(probabilities, target, t)["f1"] for t in candidates]
-    return float(candidates[int(np.argmax(scores))])
 
 
 def _score(state_dict: dict, hidden: int, scaler: Scaler, frame: pd.DataFrame) -> np.ndarray:
@@ -222,8 +202,8 @@ def main(argv: list[str] | None = None) -> dict:
     files = lake.partition_files(args.lake, days)
     manifests = {d.isoformat(): lake.read_manifest(args.lake, d).sha256 for d in days}
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    train_until, holdout_from = time_cutoffs(frame["timestamp"])
-    train_rows = frame[frame["timestamp"] < train_until]
+    split = TimeSplit.of(frame["timestamp"])
+    train_rows = split.train(frame)
     scaler = Scaler.fit(feature_matrix(train_rows))
     positives = float(train_rows["machine_failure"].sum())
     pos_weight = min((len(train_rows) - positives) / max(positives, 1.0), 20.0)
@@ -240,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     config = {
         "files": files,
-        "train_until": train_until.isoformat(),
+        "train_until": split.train_until.isoformat(),
         "scaler": scaler.as_dict(),
         "epochs": args.epochs,
         "batch_size": args.batch_size,
@@ -264,24 +244,24 @@ def main(argv: list[str] | None = None) -> dict:
     with result.checkpoint.as_directory() as directory:
         state = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=True)
 
-    validation = frame[(frame["timestamp"] >= train_until) & (frame["timestamp"] < holdout_from)]
-    holdout = frame[frame["timestamp"] >= holdout_from]
-    threshold = choose_threshold(
-        _score(state["model"], args.hidden, scaler, validation), target_vector(validation)
-    )
-    # Random failures (RNF alone) are unpredictable by construction: report without them too.
-    predictable = holdout[
-        ~((holdout["rnf"] == 1) & (holdout[["twf", "hdf", "pwf", "osf"]].sum(axis=1) == 0))
-    ]
-    metrics = evaluate(
-        _score(state["model"], args.hidden, scaler, predictable),
-        target_vector(predictable),
-        threshold,
-    )
-    metrics["final_train_loss"] = float(result.metrics.get("train_loss", float("nan")))
+    def score(rows: pd.DataFrame) -> np.ndarray:
+        return _score(state["model"], args.hidden, scaler, rows)
+
+    validation, holdout = split.validation(frame), split.holdout(frame)
+    threshold = choose_threshold(score(validation), target_vector(validation))
+    metrics = holdout_report(score, holdout, threshold)
+    baseline = logistic_baseline(train_rows, validation, holdout)
+    history = list(state.get("history", []))
+    metrics["final_train_loss"] = history[-1]["train_loss"] if history else float("nan")
     params = {k: v for k, v in vars(args).items() if k not in ("lake", "storage_path")}
     params.update(use_gpu=use_gpu, pos_weight=pos_weight)
     model_dir = Path(args.storage_path).resolve() / name / "model"
+    evaluation = {
+        "metrics": metrics,
+        "baseline_logistic_regression": baseline,
+        "split": split.as_dict(),
+        "history": history,
+    }
     save_model_dir(
         model_dir,
         state["model"],
@@ -292,14 +272,21 @@ def main(argv: list[str] | None = None) -> dict:
             "metrics": metrics,
             "train_dates": [d.isoformat() for d in days],
             "manifests": manifests,
+            "split": split.as_dict(),
         },
     )
+    kept = predictable(holdout)
+    write_figures(score(kept), target_vector(kept), threshold, model_dir / "evaluation")
+    (model_dir / "evaluation" / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
     out = {
         "status": "succeeded",
         "run_name": name,
         "model_dir": str(model_dir),
         "checkpoint": result.checkpoint.path,
         "metrics": metrics,
+        "baseline": baseline,
+        "history": history,
+        "split": split.as_dict(),
         "params": params,
         "train_dates": [d.isoformat() for d in days],
         "manifests": manifests,

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, airflow_home):
-    conf = {"days": 2, "machines": 8, "epochs": 2, "num_workers": 2}
+    # Small data and few epochs: the quality bar is loosened accordingly.
+    conf = {"days": 2, "machines": 8, "epochs": 2, "num_workers": 2, "min_f1": 0.3}
     result, stdout, _ = airflow_home.run_dag(
         ROOT / "dags" / "predictive_maintenance.py",
         "predictive_maintenance",
@@ -39,6 +40,13 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
         f"name = '{local_stack.model_name}'"
     )
     assert [v.version for v in versions] == ["1"]
+    registered = MlflowClient(local_stack.tracking_uri).get_model_version_by_alias(
+        local_stack.model_name, "champion"
+    )
+    assert registered.version == "1"
+    assert registered.tags["dag_run_id"] == result["run_id"]
+    assert registered.tags["train_dates"] == "2026-11-01,2026-11-02"
+    assert {"manifest.2026-11-01", "manifest.2026-11-02", "git_commit"} <= set(registered.tags)
 
     # The served endpoint answers a prediction itself, from this process.
     endpoint = f"{local_stack.serve_base_url}{local_stack.serve_route_prefix}"
@@ -75,3 +83,21 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     assert len(list(quarantined.iterdir())) == 1
     response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
     assert response.status_code == 200 and response.json()["model_version"] == "1"
+
+    # A model below the quality bar is registered as challenger but never deployed: the run
+    # succeeds with deploy and smoke_test skipped, and version 1 keeps serving.
+    result, stdout, _ = airflow_home.run_dag(
+        ROOT / "dags" / "predictive_maintenance.py",
+        "predictive_maintenance",
+        "2026-11-03T12:00:00+00:00",
+        {**conf, "min_f1": 0.99},
+    )
+    assert result["state"] == "success", f"{result}\n{stdout[-6000:]}"
+    assert result["tasks"]["register"] == "success" and result["tasks"]["promote"] == "success"
+    assert result["tasks"]["deploy"] == "skipped" and result["tasks"]["smoke_test"] == "skipped"
+    assert "stays challenger: holdout F1" in stdout
+    client = MlflowClient(local_stack.tracking_uri)
+    assert client.get_model_version_by_alias(local_stack.model_name, "challenger").version == "2"
+    assert client.get_model_version_by_alias(local_stack.model_name, "champion").version == "1"
+    response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
+    assert response.json()["model_version"] == "1"

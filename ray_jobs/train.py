@@ -57,6 +57,62 @@ def _load_rows(files: list[str], until: str | None, rank: int, world: int):
     return feature_matrix(frame), target_vector(frame)
 
 
+def training_rows(files: list[str], train_until: str, scaler: dict):
+    """The training rows as a Ray Dataset of scaled features and targets: read from the lake
+    with ``read_parquet`` and transformed by the same code that serves (``pipelines``), so
+    loading streams and scales with the cluster instead of the driver's memory."""
+    import ray.data
+
+    until = pd.Timestamp(train_until)
+    fitted = Scaler.from_dict(scaler)
+
+    def to_tensors(batch: pd.DataFrame) -> dict:
+        batch = batch[batch["timestamp"] < until]
+        return {"features": fitted.transform(feature_matrix(batch)), "target": target_vector(batch)}
+
+    return ray.data.read_parquet(files).map_batches(to_tensors, batch_format="pandas")
+
+
+def _local_batches(config: dict, rank: int, world: int, device):
+    """Batches without Ray: this worker's rows through a shuffling DataLoader."""
+    scaler = Scaler.from_dict(config["scaler"])
+    features, target = _load_rows(config["files"], config.get("train_until"), rank, world)
+    dataset = torch.utils.data.TensorDataset(
+        torch.from_numpy(scaler.transform(features)), torch.from_numpy(target)
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=int(config["batch_size"]),
+        shuffle=True,
+        generator=torch.Generator().manual_seed(int(config.get("seed", 0)) + rank),
+        pin_memory=device.type == "cuda",
+    )
+
+    def epoch_batches(epoch: int):
+        yield from loader
+
+    return epoch_batches
+
+
+def _ray_data_batches(config: dict, device):
+    """Batches from this worker's shard of the ``train`` dataset (Ray Data)."""
+    import ray.train
+
+    shard = ray.train.get_dataset_shard("train")
+
+    def epoch_batches(epoch: int):
+        for batch in shard.iter_torch_batches(
+            batch_size=int(config["batch_size"]),
+            dtypes=torch.float32,
+            device=device,
+            local_shuffle_buffer_size=4 * int(config["batch_size"]),
+            local_shuffle_seed=int(config.get("seed", 0)) + epoch,
+        ):
+            yield batch["features"], batch["target"]
+
+    return epoch_batches
+
+
 def train_loop_per_worker(config: dict) -> None:
     """One worker's training loop: its shard of the rows, DDP when run under Ray Train.
 
@@ -76,7 +132,7 @@ def _train(config: dict):
     torch.manual_seed(int(config.get("seed", 0)))
     distributed = _in_ray_train()
     rank, world = 0, 1
-    device = torch.device("cpu")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if distributed:
         import ray.train
         import ray.train.torch
@@ -85,17 +141,10 @@ def _train(config: dict):
         rank, world = context.get_world_rank(), context.get_world_size()
         device = ray.train.torch.get_device()
 
-    scaler = Scaler.from_dict(config["scaler"])
-    features, target = _load_rows(config["files"], config.get("train_until"), rank, world)
-    features = scaler.transform(features)
-    dataset = torch.utils.data.TensorDataset(torch.from_numpy(features), torch.from_numpy(target))
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=int(config["batch_size"]),
-        shuffle=True,
-        generator=torch.Generator().manual_seed(int(config.get("seed", 0)) + rank),
-        pin_memory=device.type == "cuda",
-    )
+    if distributed and config.get("ray_data"):
+        epoch_batches = _ray_data_batches(config, device)
+    else:
+        epoch_batches = _local_batches(config, rank, world, device)
 
     model = build_model(hidden=int(config["hidden"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=float(config["lr"]))
@@ -119,8 +168,9 @@ def _train(config: dict):
     for epoch in range(start_epoch, int(config["epochs"])):
         model.train()
         total, count = 0.0, 0
-        for batch_x, batch_y in loader:
-            batch_x, batch_y = batch_x.to(device), batch_y.to(device)
+        for batch_x, batch_y in epoch_batches(epoch):
+            batch_x = batch_x.to(device, non_blocking=True)
+            batch_y = batch_y.to(device, non_blocking=True)
             optimizer.zero_grad()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(batch_x).squeeze(-1)
@@ -178,6 +228,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-failures", type=int, default=2)
+    parser.add_argument(
+        "--placement-strategy",
+        choices=["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"],
+        default="PACK",
+        help="where workers go: STRICT_SPREAD puts each on its own node",
+    )
     return parser.parse_args(argv)
 
 
@@ -219,6 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
         use_gpu,
     )
     config = {
+        "ray_data": True,
         "files": files,
         "train_until": split.train_until.isoformat(),
         "scaler": scaler.as_dict(),
@@ -232,7 +289,12 @@ def main(argv: list[str] | None = None) -> dict:
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=args.num_workers, use_gpu=use_gpu),
+        datasets={"train": training_rows(files, config["train_until"], config["scaler"])},
+        scaling_config=ScalingConfig(
+            num_workers=args.num_workers,
+            use_gpu=use_gpu,
+            placement_strategy=args.placement_strategy,
+        ),
         run_config=RunConfig(
             name=name,
             storage_path=str(Path(args.storage_path).resolve()),

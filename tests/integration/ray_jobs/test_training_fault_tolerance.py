@@ -1,0 +1,175 @@
+"""Training survives failures on a real Ray cluster: a killed worker, a stopped job retried by
+Airflow, and workers spread over two nodes. Nothing is mocked; the nodes are `ray start`
+processes on this machine sharing its filesystem as the "shared storage"."""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from conveyor.processes import spawn, stop, wait_until
+from conveyor_provider.hooks.ray_jobs import RayJobsHook
+from pipelines.ingest import ingest_days
+from pipelines.sources.generator import GeneratorConfig
+
+pytestmark = pytest.mark.integration
+
+DAYS = "2026-11-01,2026-11-02"
+EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def small_lake(tmp_path_factory):
+    import datetime as dt
+
+    root = tmp_path_factory.mktemp("ft-lake")
+    days = [dt.date(2026, 11, 1), dt.date(2026, 11, 2)]
+    ingest_days(days, str(root), generator=GeneratorConfig(machines=8, minutes=1440))
+    return str(root)
+
+
+def _train_job(hook, name, lake, storage, results, *extra):
+    sid = f"{name}-{time.time_ns()}"
+    entrypoint = (
+        f"python -m ray_jobs.train --lake {lake} --dates {DAYS} --storage-path {storage}"
+        f" --name {name} --epochs {EPOCHS} --num-workers 2 --use-gpu false --batch-size 256"
+        f" --max-failures 2 {' '.join(extra)}"
+    )
+    from conveyor_provider.operators.ray_job import DEFAULT_EXCLUDES, PROJECT_ROOT
+
+    env = {"CONVEYOR_RESULT_PATH": str(results / f"{sid}.json")}
+    runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": DEFAULT_EXCLUDES, "env_vars": env}
+    hook.submit(sid, entrypoint, runtime_env=runtime_env)
+    return sid
+
+
+def _wait(hook, sid, timeout=600):
+    wait_until(lambda: hook.job_status(sid) in ("SUCCEEDED", "FAILED", "STOPPED"), sid, timeout)
+    return hook.job_status(sid)
+
+
+def _checkpoints(storage: Path, name: str) -> list:
+    return sorted((storage / name).glob("checkpoint_*"))
+
+
+def _result(results: Path, sid: str) -> dict:
+    return json.loads((results / f"{sid}.json").read_text())
+
+
+def _worker_pids(address: str, job_sid: str) -> list[int]:
+    from ray.util.state import list_actors
+
+    actors = list_actors(
+        address=address,
+        filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
+        detail=True,
+    )
+    return [a.pid for a in actors if a.pid]
+
+
+def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, tmp_path):
+    hook = RayJobsHook(address=ray_head.ray_jobs_address)
+    storage, results = tmp_path / "runs", tmp_path / "results"
+    results.mkdir()
+    reference = _train_job(hook, "uninterrupted", small_lake, storage, results)
+    assert _wait(hook, reference) == "SUCCEEDED", hook.logs(reference)[-3000:]
+
+    sid = _train_job(hook, "chaos", small_lake, storage, results)
+    wait_until(lambda: len(_checkpoints(storage, "chaos")) >= 2, "two checkpoints", 300)
+    pids = _worker_pids(ray_head.ray_jobs_address, sid)
+    assert len(pids) == 2
+    os.kill(pids[-1], signal.SIGKILL)  # one worker dies mid-run
+    assert _wait(hook, sid) == "SUCCEEDED", hook.logs(sid)[-3000:]
+
+    logs = hook.logs(sid)
+    assert "resuming from checkpoint epoch=" in logs, logs[-3000:]
+    resumed_at = int(logs.split("resuming from checkpoint epoch=")[1].split()[0])
+    # Two checkpoints were on disk at the kill; the newer may still have been committing, so
+    # at most one epoch is redone, and never the run from scratch.
+    assert resumed_at >= 1
+    chaos, clean = _result(results, sid), _result(results, reference)
+    assert [h["epoch"] for h in chaos["history"]] == list(range(EPOCHS))
+    assert chaos["metrics"]["pr_auc"] == pytest.approx(clean["metrics"]["pr_auc"], abs=0.1)
+    assert chaos["metrics"]["f1"] == pytest.approx(clean["metrics"]["f1"], abs=0.15)
+
+
+def test_a_retried_train_job_resumes_instead_of_restarting(ray_head, small_lake, tmp_path):
+    """What the operator does on an Airflow retry after a FAILED/STOPPED job: a new attempt
+    with the same run name, which must continue from the checkpoint, not from epoch 0."""
+    hook = RayJobsHook(address=ray_head.ray_jobs_address)
+    storage, results = tmp_path / "runs", tmp_path / "results"
+    results.mkdir()
+    first = _train_job(hook, "retried", small_lake, storage, results)
+    wait_until(lambda: len(_checkpoints(storage, "retried")) >= 2, "two checkpoints", 300)
+    hook.stop(first)
+    assert _wait(hook, first) == "STOPPED"
+
+    second = _train_job(hook, "retried", small_lake, storage, results)
+    assert _wait(hook, second) == "SUCCEEDED", hook.logs(second)[-3000:]
+    logs = hook.logs(second)
+    assert "resuming from checkpoint epoch=" in logs, logs[-3000:]
+    resumed_at = int(logs.split("resuming from checkpoint epoch=")[1].split()[0])
+    assert resumed_at >= 1  # epochs already done are not repeated (at most the one in flight)
+    trained = [line for line in logs.splitlines() if "Reporting training result" in line]
+    assert trained, "the retried job reported no epoch"
+    assert [h["epoch"] for h in _result(results, second)["history"]] == list(range(EPOCHS))
+
+
+def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):
+    """A second node joins the head (`ray start --address`); STRICT_SPREAD puts one training
+    worker on each node; the run succeeds with shared storage."""
+    from conveyor.stack import _bin
+    from tests.integration.conftest import free_port
+
+    node_dir = tmp_path / "node2"
+    argv = [
+        _bin("ray"),
+        "start",
+        f"--address={ray_head.host}:{ray_head.ray_gcs_port}",
+        "--block",
+        "--num-cpus=2",
+        f"--node-manager-port={free_port()}",
+        f"--object-manager-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
+        "--disable-usage-stats",
+    ]
+    proc, record = spawn(
+        "ray-node2", argv, node_dir / "node.log", dict(os.environ), "", cwd=tmp_path
+    )
+    try:
+
+        def two_nodes():
+            from ray.util.state import list_nodes
+
+            return (
+                len(
+                    list_nodes(address=ray_head.ray_jobs_address, filters=[("state", "=", "ALIVE")])
+                )
+                >= 2
+            )
+
+        wait_until(two_nodes, "second Ray node", 120, proc, node_dir / "node.log")
+        hook = RayJobsHook(address=ray_head.ray_jobs_address)
+        storage, results = tmp_path / "runs", tmp_path / "results"
+        results.mkdir()
+        sid = _train_job(
+            hook, "spread", small_lake, storage, results, "--placement-strategy STRICT_SPREAD"
+        )
+        assert _wait(hook, sid) == "SUCCEEDED", hook.logs(sid)[-3000:]
+        from ray.util.state import list_actors
+
+        workers = list_actors(
+            address=ray_head.ray_jobs_address,
+            filters=[("class_name", "=", "RayTrainWorker")],
+            detail=True,
+        )
+        job_id = hook.client.get_job_info(sid).job_id
+        nodes = {a.node_id for a in workers if a.job_id == job_id}
+        assert len(nodes) == 2, workers
+        assert _result(results, sid)["history"][-1]["epoch"] == EPOCHS - 1
+    finally:
+        stop(record)

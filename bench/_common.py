@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import statistics
 import time
@@ -27,3 +28,60 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int) -> dict[st
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_ray(work):
+    """A Ray head of our own (``ray start --head`` on free ports, 4 logical CPUs), connected;
+    stopped by PID afterwards."""
+    import os
+
+    import ray
+
+    from conveyor.processes import stop
+    from conveyor.stack import start_ray
+    from pipelines.settings import ConveyorSettings
+
+    ports = ("GCS", "DASHBOARD", "CLIENT", "DASHBOARD_AGENT")
+    os.environ.update({f"CONVEYOR_RAY_{p}_PORT": str(free_port()) for p in ports})
+    os.environ.update(CONVEYOR_HOME=str(work), CONVEYOR_RAY_NUM_CPUS="4")
+    settings = ConveyorSettings()
+    head = start_ray(settings)
+    try:
+        ray.init(address=f"{settings.host}:{settings.ray_gcs_port}", log_to_driver=False)
+        yield settings
+    finally:
+        ray.shutdown()
+        stop(head)
+
+
+def training_config(root: str, days: list, epochs: int, **overrides) -> dict:
+    """The train loop's config for ``days`` of the lake at ``root`` (time split, fitted scaler)."""
+    import pandas as pd
+
+    from pipelines import lake
+    from pipelines.evaluation import TimeSplit
+    from pipelines.features import Scaler, feature_matrix
+
+    frame = pd.concat([lake.read_partition(root, d) for d in days], ignore_index=True)
+    split = TimeSplit.of(frame["timestamp"])
+    return {
+        "files": lake.partition_files(root, days),
+        "train_until": split.train_until.isoformat(),
+        "scaler": Scaler.fit(feature_matrix(split.train(frame))).as_dict(),
+        "epochs": epochs,
+        "batch_size": 512,
+        "lr": 3e-3,
+        "hidden": 64,
+        "seed": 0,
+        "pos_weight": 10.0,
+        **overrides,
+    }

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from pipelines.evaluation import (
     predictable,
     write_figures,
 )
-from pipelines.features import Scaler, feature_matrix, target_vector
+from pipelines.features import FEATURE_NAMES, Scaler, feature_matrix, target_vector
 from pipelines.model import build_model, save_model_dir
 from ray_jobs.contract import run_key, write_result
 
@@ -94,21 +95,57 @@ def _local_batches(config: dict, rank: int, world: int, device):
     return epoch_batches
 
 
-def _ray_data_batches(config: dict, device):
-    """Batches from this worker's shard of the ``train`` dataset (Ray Data)."""
+SHUFFLE_WINDOW = 8
+"""Batches per shuffle window: rows are permuted within windows of this many batches."""
+
+
+def iterate_batches(data, batch_size: int, seed: int, device):
+    """(features, target) tensors from a Ray Dataset or shard, shuffled within windows.
+
+    NumPy batches turned into tensors here, and a permutation per window, deliver rows about
+    twice as fast as ``iter_torch_batches`` with its local shuffle buffer (bench/README.md).
+    """
+    rng = np.random.default_rng(seed)
+    pin = device.type == "cuda"
+    for window in data.iter_batches(
+        batch_size=SHUFFLE_WINDOW * batch_size, batch_format="numpy", prefetch_batches=2
+    ):
+        order = rng.permutation(len(window["target"]))  # the one copy: Arrow's are read-only
+        features = torch.from_numpy(window["features"][order].astype(np.float32, copy=False))
+        target = torch.from_numpy(window["target"][order].astype(np.float32, copy=False))
+        if pin:
+            features, target = features.pin_memory(), target.pin_memory()
+        for start in range(0, len(target), batch_size):
+            yield features[start : start + batch_size], target[start : start + batch_size]
+
+
+def _ray_data_batches(config: dict, rank: int, device):
+    """Batches from this worker's shard of the ``train`` dataset (Ray Data).
+
+    Unless the run streams its data (``--streaming-data``), the shard is read once and kept in
+    the worker's memory: each later epoch only reshuffles it. Iterating a Ray Data split costs a
+    fixed few seconds per epoch, which would dominate small epochs (bench/README.md).
+    """
     import ray.train
 
     shard = ray.train.get_dataset_shard("train")
+    seed = int(config.get("seed", 0)) * 1000 + rank
+    batch_size = int(config["batch_size"])
+    cache: list[torch.Tensor] = []
 
     def epoch_batches(epoch: int):
-        for batch in shard.iter_torch_batches(
-            batch_size=int(config["batch_size"]),
-            dtypes=torch.float32,
-            device=device,
-            local_shuffle_buffer_size=4 * int(config["batch_size"]),
-            local_shuffle_seed=int(config.get("seed", 0)) + epoch,
-        ):
-            yield batch["features"], batch["target"]
+        if config.get("streaming_data"):
+            yield from iterate_batches(shard, batch_size, seed + 10 * epoch, device)
+            return
+        if not cache:
+            parts = list(iterate_batches(shard, batch_size, seed, torch.device("cpu")))
+            cache.extend([torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])])
+        features, target = cache
+        generator = torch.Generator().manual_seed(seed + 10 * epoch)
+        order = torch.randperm(len(target), generator=generator)
+        for start in range(0, len(target), batch_size):
+            rows = order[start : start + batch_size]
+            yield features[rows], target[rows]
 
     return epoch_batches
 
@@ -132,7 +169,7 @@ def _train(config: dict):
     torch.manual_seed(int(config.get("seed", 0)))
     distributed = _in_ray_train()
     rank, world = 0, 1
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(config.get("device") or ("cuda" if torch.cuda.is_available() else "cpu"))
     if distributed:
         import ray.train
         import ray.train.torch
@@ -140,9 +177,12 @@ def _train(config: dict):
         context = ray.train.get_context()
         rank, world = context.get_world_rank(), context.get_world_size()
         device = ray.train.torch.get_device()
+    elif torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Launched by torchrun (bench/train_ray_vs_torchrun.py): same loop, plain DDP.
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
 
     if distributed and config.get("ray_data"):
-        epoch_batches = _ray_data_batches(config, device)
+        epoch_batches = _ray_data_batches(config, rank, device)
     else:
         epoch_batches = _local_batches(config, rank, world, device)
 
@@ -160,6 +200,8 @@ def _train(config: dict):
             history = list(state.get("history", []))
             log.info("resuming from checkpoint epoch=%d", start_epoch)
         model = ray.train.torch.prepare_model(model)
+    elif world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model.to(device))
     else:
         model = model.to(device)
 
@@ -167,7 +209,7 @@ def _train(config: dict):
     loss_fn = loss_fn.to(device)
     for epoch in range(start_epoch, int(config["epochs"])):
         model.train()
-        total, count = 0.0, 0
+        total, count, started = 0.0, 0, time.perf_counter()
         for batch_x, batch_y in epoch_batches(epoch):
             batch_x = batch_x.to(device, non_blocking=True)
             batch_y = batch_y.to(device, non_blocking=True)
@@ -179,7 +221,12 @@ def _train(config: dict):
             optimizer.step()
             total += loss.item() * len(batch_y)
             count += len(batch_y)
-        metrics = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        metrics = {
+            "epoch": epoch,
+            "train_loss": total / max(count, 1),
+            "epoch_seconds": time.perf_counter() - started,
+            "rows": count,
+        }
         history.append(metrics)
         if distributed:
             _report_epoch(model, optimizer, epoch, metrics, rank, history)
@@ -229,6 +276,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-failures", type=int, default=2)
     parser.add_argument(
+        "--streaming-data",
+        action="store_true",
+        help="re-read the lake every epoch instead of caching it (data beyond the object store)",
+    )
+    parser.add_argument(
         "--placement-strategy",
         choices=["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"],
         default="PACK",
@@ -276,6 +328,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     config = {
         "ray_data": True,
+        "streaming_data": args.streaming_data,
         "files": files,
         "train_until": split.train_until.isoformat(),
         "scaler": scaler.as_dict(),
@@ -286,10 +339,15 @@ def main(argv: list[str] | None = None) -> dict:
         "seed": args.seed,
         "pos_weight": pos_weight,
     }
+    train_data = training_rows(files, config["train_until"], config["scaler"])
+    if not args.streaming_data:
+        # Read and transform once into the object store: each epoch then only iterates it
+        # (~20x the feed rate of re-reading per epoch; see bench/README.md).
+        train_data = train_data.materialize()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
-        datasets={"train": training_rows(files, config["train_until"], config["scaler"])},
+        datasets={"train": train_data},
         scaling_config=ScalingConfig(
             num_workers=args.num_workers,
             use_gpu=use_gpu,
@@ -330,6 +388,7 @@ def main(argv: list[str] | None = None) -> dict:
         scaler,
         {
             "hidden": args.hidden,
+            "features": list(FEATURE_NAMES),
             "threshold": threshold,
             "metrics": metrics,
             "train_dates": [d.isoformat() for d in days],

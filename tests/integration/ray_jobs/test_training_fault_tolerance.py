@@ -18,7 +18,10 @@ from pipelines.sources.generator import GeneratorConfig
 pytestmark = pytest.mark.integration
 
 DAYS = "2026-11-01,2026-11-02"
-EPOCHS = 6
+EPOCHS = 8
+# Enough rows and small batches for epochs of about a second on two cores: slow enough to
+# kill a worker, or stop the job, between checkpoints.
+MACHINES, BATCH = 32, 64
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +30,7 @@ def small_lake(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("ft-lake")
     days = [dt.date(2026, 11, 1), dt.date(2026, 11, 2)]
-    ingest_days(days, str(root), generator=GeneratorConfig(machines=8, minutes=1440))
+    ingest_days(days, str(root), generator=GeneratorConfig(machines=MACHINES, minutes=1440))
     return str(root)
 
 
@@ -35,7 +38,7 @@ def _train_job(hook, name, lake, storage, results, *extra):
     sid = f"{name}-{time.time_ns()}"
     entrypoint = (
         f"python -m ray_jobs.train --lake {lake} --dates {DAYS} --storage-path {storage}"
-        f" --name {name} --epochs {EPOCHS} --num-workers 2 --use-gpu false --batch-size 256"
+        f" --name {name} --epochs {EPOCHS} --num-workers 2 --use-gpu false --batch-size {BATCH}"
         f" --max-failures 2 {' '.join(extra)}"
     )
     from conveyor_provider.operators.ray_job import DEFAULT_EXCLUDES, PROJECT_ROOT

@@ -15,7 +15,7 @@ from pipelines.serving import SAMPLE_RECORDS, predict
 from pipelines.settings import ConveyorSettings
 
 DAG_ID = "predictive_maintenance"
-TASKS = ("ingest", "validate", "train", "register", "deploy", "smoke_test")
+TASKS = ("ingest", "validate", "train", "register", "promote", "deploy", "smoke_test")
 
 
 def _say(message: str) -> None:
@@ -72,10 +72,13 @@ def run_demo(
     if state != "success":
         _say(f"run {run_id} ended {state}; task logs: {ui}")
         return 1
-    deployment = api.xcom(DAG_ID, run_id, "deploy")
-    endpoint = deployment["endpoint"]
+    states = {ti["task_id"]: ti["state"] for ti in api.task_instances(DAG_ID, run_id)}
+    if states.get("deploy") == "skipped":
+        _say("no model passed the quality bar yet (see the promote task's log): nothing deployed")
+        return 1
+    endpoint = f"{settings.serve_base_url}{settings.serve_route_prefix}"
     answer = predict(endpoint, SAMPLE_RECORDS[:1])
-    _say(f"Ray Serve endpoint: {endpoint}/predict  (model version {deployment['model_version']})")
+    _say(f"Ray Serve endpoint: {endpoint}/predict  (model version {answer['model_version']})")
     _say(f"sample request:  {SAMPLE_RECORDS[0]}")
     _say(f"sample response: {answer}")
     _say(f"Ray dashboard: {settings.ray_jobs_address}   MLflow: {settings.tracking_uri}")

@@ -15,9 +15,10 @@ run for [D, D+1) ends at D; a manual run ends the day before it was triggered):
    checkpoint; **Ray job** button: the job on the Ray dashboard);
 4. **register** the model version in MLflow (once per training run) as `challenger`;
 5. **promote** it to `champion` only if it passes the quality bar and beats the current
-   champion on the same holdout; otherwise the run ends here and the served model stays;
-6. **deploy** it as a Ray Serve application (a Ray job on the cluster) and wait until it is
-   RUNNING;
+   champion on the same holdout; otherwise the champion stays (with no champion at all, the
+   run ends here);
+6. **deploy** the champion as a Ray Serve application (a Ray job on the cluster) and wait
+   until it is RUNNING;
 7. **smoke_test** the live endpoint with real requests.
 
 Trigger it from the UI (the form below), on its daily schedule (backfills: one partition per
@@ -205,9 +206,11 @@ def predictive_maintenance():
         ).as_dict()
 
     @task.short_circuit
-    def promote(version: dict, params=None) -> bool:
-        """Champion or not: when not, deploy and smoke_test are skipped and the served model
-        stays as it is (the reason is the last line of this task's log)."""
+    def promote(version: dict, params=None) -> str | None:
+        """The version to serve: the challenger if it passes the quality bar and beats the
+        champion on the same holdout, else the champion (re-deploying it is a no-op, and it
+        restores the endpoint on a fresh cluster). With no champion at all, deploy and
+        smoke_test are skipped. The decision's reason is the last line of this task's log."""
         from pipelines.promotion import promote as decide
         from pipelines.settings import get_settings
 
@@ -221,7 +224,7 @@ def predictive_maintenance():
             margin=params["promotion_margin"],
             lock_path=settings.home_dir / "locks" / f"promote-{version['name']}.lock",
         )
-        return decision.promoted
+        return decision.champion_after
 
     deploy = RayJobOperator(
         task_id="deploy",
@@ -230,7 +233,7 @@ def predictive_maintenance():
             " --app-name {{ settings().serve_app_name }}"
             " --route-prefix {{ settings().serve_route_prefix }}"
             " --model-name {{ ti.xcom_pull(task_ids='register')['name'] }}"
-            " --model-version {{ ti.xcom_pull(task_ids='register')['version'] }}"
+            " --model-version {{ ti.xcom_pull(task_ids='promote') }}"
             " --tracking-uri {{ settings().tracking_uri }}"
             " --http-host {{ settings().host }} --http-port {{ settings().serve_http_port }}"
         ),

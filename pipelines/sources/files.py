@@ -79,6 +79,9 @@ def day_files(source: Path, day: dt.date) -> list[Path]:
     )
     if not found:
         raise SourceError(f"{source}: no {', '.join(FORMATS)} files for {stamp}")
+    for path in found:  # a symlinked file must not lead out of the landing zone either
+        if source.resolve() not in path.resolve().parents:
+            raise SourceError(f"{path}: path escapes the landing root {source}")
     return found
 
 

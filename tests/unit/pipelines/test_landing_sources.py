@@ -160,6 +160,10 @@ def test_path_that_escapes_the_landing_root(zone, tmp_path):
     for source in ("../secret-2026-11-02.parquet", str(outside), "link"):
         with pytest.raises(SourceError, match="escapes the landing root"):
             ingest_day(DAY, root, source=source, landing_root=landing)
+    (landing / "link").unlink()
+    (landing / "telemetry-2026-11-02.parquet").symlink_to(outside)  # a file link leading out
+    with pytest.raises(SourceError, match="escapes the landing root"):
+        ingest_day(DAY, root, source=".", landing_root=landing)
     assert lake.read_manifest(root, DAY).sha256 == before["sha256"]
 
 

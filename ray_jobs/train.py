@@ -102,8 +102,9 @@ SHUFFLE_WINDOW = 8
 def iterate_batches(data, batch_size: int, seed: int, device):
     """(features, target) tensors from a Ray Dataset or shard, shuffled within windows.
 
-    NumPy batches turned into tensors here, and a permutation per window, deliver rows about
-    twice as fast as ``iter_torch_batches`` with its local shuffle buffer (bench/README.md).
+    NumPy batches turned into tensors here, and a permutation per window, deliver rows several
+    times faster than ``iter_torch_batches`` with its local shuffle buffer (9.4 M vs 0.8-1.1 M
+    rows/s, bench/README.md).
     """
     rng = np.random.default_rng(seed)
     pin = device.type == "cuda"

@@ -62,15 +62,17 @@ def _result(results: Path, sid: str) -> dict:
     return json.loads((results / f"{sid}.json").read_text())
 
 
-def _worker_pids(address: str, job_sid: str) -> list[int]:
+def _worker_pids(hook: RayJobsHook, job_sid: str) -> list[int]:
+    """PIDs of this job's live training workers (never another job's lingering ones)."""
     from ray.util.state import list_actors
 
+    job_id = hook.client.get_job_info(job_sid).job_id
     actors = list_actors(
-        address=address,
+        address=hook.address,
         filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
         detail=True,
     )
-    return [a.pid for a in actors if a.pid]
+    return [a.pid for a in actors if a.pid and a.job_id == job_id]
 
 
 def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, tmp_path):
@@ -82,8 +84,8 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, 
 
     sid = _train_job(hook, "chaos", small_lake, storage, results)
     wait_until(lambda: len(_checkpoints(storage, "chaos")) >= 2, "two checkpoints", 300)
-    pids = _worker_pids(ray_head.ray_jobs_address, sid)
-    assert len(pids) == 2
+    wait_until(lambda: len(_worker_pids(hook, sid)) == 2, "two live workers", 60)
+    pids = _worker_pids(hook, sid)
     os.kill(pids[-1], signal.SIGKILL)  # one worker dies mid-run
     assert _wait(hook, sid) == "SUCCEEDED", hook.logs(sid)[-3000:]
 

@@ -163,24 +163,27 @@ def train(
 
 @app.command()
 @_one_line_errors
-def deploy(version: str = typer.Option(..., help="registered model version to serve")):
-    """Deploy a registered model version with Ray Serve and smoke-test it."""
-    from pipelines.serving import deploy_model, smoke_test
+def rollout(
+    action: str = typer.Argument(..., help="deploy, canary, shadow, promote or rollback"),
+    version: str = typer.Option(None, help="registered model version (deploy, canary, shadow)"),
+    fraction: float = typer.Option(None, help="canary share of traffic (default from settings)"),
+):
+    """Change what Ray Serve serves; a failing new version is rolled back automatically."""
+    from pipelines.rollout import run_action, target_from_settings
 
     s = get_settings()
-    deployment = deploy_model(
-        s.ray_jobs_address,
-        app_name=s.serve_app_name,
-        route_prefix=s.serve_route_prefix,
-        model_name=s.model_name,
-        model_version=version,
-        tracking_uri=s.tracking_uri,
-        http_host=s.host,
-        http_port=s.serve_http_port,
-    )
-    _emit(
-        {"deployment": deployment.as_dict(), "smoke_test": smoke_test(deployment.endpoint, version)}
-    )
+    share = s.serve_canary_fraction if fraction is None else fraction
+    _emit(run_action(target_from_settings(s), action, version, share))
+
+
+@app.command()
+@_one_line_errors
+def serving():
+    """What the router sends where (stable, canary and share, shadow, previous)."""
+    from pipelines.rollout import current_routing, target_from_settings
+
+    routing = current_routing(target_from_settings(get_settings()))
+    _emit(routing.model_dump() if routing else {"deployed": False})
 
 
 @app.command()
@@ -195,7 +198,7 @@ def predict(json_: str = typer.Option(..., "--json", help="one record or a list 
         raise ValueError(f"--json is not valid JSON ({exc})") from None
     records = payload if isinstance(payload, list) else [payload]
     s = get_settings()
-    _emit(post(f"{s.serve_base_url}{s.serve_route_prefix}", records))
+    _emit(post(s.serve_endpoint, records, token=s.serve_token.get_secret_value()))
 
 
 @app.command()

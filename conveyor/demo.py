@@ -76,8 +76,8 @@ def run_demo(
     if states.get("deploy") == "skipped":
         _say("no model passed the quality bar yet (see the promote task's log): nothing deployed")
         return 1
-    endpoint = f"{settings.serve_base_url}{settings.serve_route_prefix}"
-    answer = predict(endpoint, SAMPLE_RECORDS[:1])
+    endpoint = settings.serve_endpoint
+    answer = predict(endpoint, SAMPLE_RECORDS[:1], token=settings.serve_token.get_secret_value())
     _say(f"Ray Serve endpoint: {endpoint}/predict  (model version {answer['model_version']})")
     _say(f"sample request:  {SAMPLE_RECORDS[0]}")
     _say(f"sample response: {answer}")

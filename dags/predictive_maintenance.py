@@ -17,8 +17,11 @@ run for [D, D+1) ends at D; a manual run ends the day before it was triggered):
 5. **promote** it to `champion` only if it passes the quality bar and beats the current
    champion on the same holdout; otherwise the champion stays (with no champion at all, the
    run ends here);
-6. **deploy** the champion as a Ray Serve application (a Ray job on the cluster) and wait
-   until it is RUNNING;
+6. **deploy** the champion with Ray Serve (a Ray job on the cluster), as chosen by
+   **deploy_mode**: `full` moves all traffic to it, `canary` gives it a share of traffic
+   (promote or roll back with the `serving_rollout` DAG), `shadow` sends it copies of live
+   requests, `none` deploys nothing. A version that fails to start or fails its smoke
+   requests is rolled back automatically; the old one never stops serving;
 7. **smoke_test** the live endpoint with real requests.
 
 Trigger it from the UI (the form below), on its daily schedule (backfills: one partition per
@@ -144,6 +147,24 @@ def _run_day(context):
             title="Promotion margin (F1)",
             description="How much the new model must beat the champion by, on the same holdout.",
         ),
+        "deploy_mode": Param(
+            "full",
+            enum=["full", "canary", "shadow", "none"],
+            title="Deploy mode",
+            description=(
+                "full: all traffic to the new champion; canary: a share of traffic (see"
+                " canary_fraction), promoted or rolled back by the serving_rollout DAG; shadow:"
+                " a copy of live traffic, answers only logged; none: do not deploy."
+            ),
+        ),
+        "canary_fraction": Param(
+            0.1,
+            type="number",
+            minimum=0.01,
+            maximum=1,
+            title="Canary traffic share",
+            description="Share of requests the canary answers (deploy_mode canary).",
+        ),
         "use_gpu": Param(
             "auto",
             enum=["auto", "true", "false"],
@@ -210,7 +231,8 @@ def predictive_maintenance():
         """The version to serve: the challenger if it passes the quality bar and beats the
         champion on the same holdout, else the champion (re-deploying it is a no-op, and it
         restores the endpoint on a fresh cluster). With no champion at all, deploy and
-        smoke_test are skipped. The decision's reason is the last line of this task's log."""
+        smoke_test are skipped, as they are with deploy_mode none. The decision's reason is the
+        last line of this task's log."""
         from pipelines.promotion import promote as decide
         from pipelines.settings import get_settings
 
@@ -224,26 +246,30 @@ def predictive_maintenance():
             margin=params["promotion_margin"],
             lock_path=settings.home_dir / "locks" / f"promote-{version['name']}.lock",
         )
-        return decision.champion_after
+        return None if params["deploy_mode"] == "none" else decision.champion_after
 
     deploy = RayJobOperator(
         task_id="deploy",
         entrypoint=(
-            "python -m ray_jobs.deploy --dashboard {{ settings().ray_jobs_address }}"
-            " --app-name {{ settings().serve_app_name }}"
-            " --route-prefix {{ settings().serve_route_prefix }}"
-            " --model-name {{ ti.xcom_pull(task_ids='register')['name'] }}"
+            "python -m ray_jobs.deploy"
+            " --action {{ 'deploy' if params.deploy_mode == 'full' else params.deploy_mode }}"
             " --model-version {{ ti.xcom_pull(task_ids='promote') }}"
-            " --tracking-uri {{ settings().tracking_uri }}"
-            " --http-host {{ settings().host }} --http-port {{ settings().serve_http_port }}"
+            " --fraction {{ params.canary_fraction }}"
+            " {{ settings().rollout_args() }}"
         ),
     )
 
     @task
-    def smoke_test(deployment: dict) -> dict:
+    def smoke_test(rollout: dict) -> dict:
+        """From the Airflow side: the endpoint answers with a version the routing names."""
         from pipelines.serving import smoke_test as run_smoke_test
+        from pipelines.settings import get_settings
 
-        return run_smoke_test(deployment["endpoint"], deployment["model_version"])
+        routing = rollout["routing"]
+        token = get_settings().serve_token.get_secret_value()
+        return run_smoke_test(
+            rollout["endpoint"], (routing["stable"], routing["canary"]), token=token
+        )
 
     validate >> train
     registered = register(train.output)

@@ -157,5 +157,18 @@ def download_version(tracking_uri: str, model_name: str, version: str, dst: str)
     )
 
 
+def resolve_version(tracking_uri: str, model_name: str, version_or_alias: str) -> str:
+    """A version number stays as is; an alias (``champion``) becomes the version it points at."""
+    if str(version_or_alias).isdigit():
+        return str(version_or_alias)
+    client = _client(tracking_uri)
+    return str(client.get_model_version_by_alias(model_name, version_or_alias).version)
+
+
+def describe_version(tracking_uri: str, model_name: str, version: str) -> dict:
+    found = _client(tracking_uri).get_model_version(model_name, version)
+    return {"run_id": found.run_id, "tags": dict(found.tags)}
+
+
 def version_tags(tracking_uri: str, model_name: str, version: str) -> dict[str, str]:
     return dict(_client(tracking_uri).get_model_version(model_name, version).tags)

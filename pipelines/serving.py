@@ -1,20 +1,19 @@
-"""Deploying the model with Ray Serve's REST API, and smoke-testing the live endpoint.
+"""The client side of serving: predict over HTTP, and smoke-test a live endpoint.
 
-Deployment is declarative: we read the cluster's current Serve config, replace only our
-application in it and PUT it back, so other applications on the cluster are left alone.
+Deploying is ``pipelines.rollout``; this module is what a smoke test, the demo and a user's
+code need to talk to the endpoint.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import asdict, dataclass
 
 import httpx
 
+from pipelines.routing import VERSION_HEADER
+
 log = logging.getLogger(__name__)
 
-IMPORT_PATH = "ray_jobs.serve_app:app_builder"
 SAMPLE_RECORDS = [
     {  # an ordinary machine-minute
         "product_type": "M",
@@ -39,118 +38,69 @@ class DeployError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class Deployment:
-    app_name: str
-    model_name: str
-    model_version: str
-    endpoint: str
-    status: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+def _headers(token: str = "", version: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if version:
+        headers[VERSION_HEADER] = str(version)
+    return headers
 
 
-def application_config(
-    app_name: str, route_prefix: str, model_name: str, model_version: str, tracking_uri: str
-) -> dict:
-    return {
-        "name": app_name,
-        "route_prefix": route_prefix,
-        "import_path": IMPORT_PATH,
-        "args": {
-            "model_name": model_name,
-            "model_version": str(model_version),
-            "tracking_uri": tracking_uri,
-        },
-    }
-
-
-def _serve_status(client: httpx.Client, dashboard: str) -> dict:
-    response = client.get(f"{dashboard}/api/serve/applications/")
-    response.raise_for_status()
-    return response.json()
-
-
-def deploy_application(
-    dashboard: str, app: dict, http_host: str, http_port: int, timeout: float = 300.0
-) -> str:
-    """PUT the merged Serve config and wait until our application is RUNNING."""
-    with httpx.Client(timeout=30.0) as client:
-        current = _serve_status(client, dashboard).get("applications", {})
-        others = [
-            entry["deployed_app_config"]
-            for name, entry in current.items()
-            if name != app["name"] and entry.get("deployed_app_config")
-        ]
-        body = {
-            "http_options": {"host": http_host, "port": http_port},
-            "applications": [*others, app],
-        }
-        response = client.put(f"{dashboard}/api/serve/applications/", json=body)
-        if response.status_code >= 400:
-            raise DeployError(f"Serve rejected config for {app['name']}: {response.text[:500]}")
-        deadline = time.monotonic() + timeout
-        status = "UNKNOWN"
-        while time.monotonic() < deadline:
-            entry = _serve_status(client, dashboard).get("applications", {}).get(app["name"], {})
-            status = entry.get("status", "NOT_STARTED")
-            deployed_args = (entry.get("deployed_app_config") or {}).get("args")
-            if status == "RUNNING" and deployed_args == app["args"]:
-                return status
-            if status == "DEPLOY_FAILED":
-                raise DeployError(f"Serve app {app['name']} DEPLOY_FAILED: {entry.get('message')}")
-            time.sleep(1.0)
-    raise DeployError(f"Serve app {app['name']} not RUNNING after {timeout:.0f}s (last {status})")
-
-
-def deploy_model(
-    dashboard: str,
+def predict(
+    endpoint: str,
+    records: list[dict],
     *,
-    app_name: str,
-    route_prefix: str,
-    model_name: str,
-    model_version: str,
-    tracking_uri: str,
-    http_host: str,
-    http_port: int,
-    timeout: float = 300.0,
-) -> Deployment:
-    app = application_config(app_name, route_prefix, model_name, model_version, tracking_uri)
-    status = deploy_application(dashboard, app, http_host, http_port, timeout)
-    endpoint = f"http://{http_host}:{http_port}{route_prefix}"
-    log.info("deployed app=%s version=%s endpoint=%s", app_name, model_version, endpoint)
-    return Deployment(app_name, model_name, str(model_version), endpoint, status)
-
-
-def predict(endpoint: str, records: list[dict], timeout: float = 30.0) -> dict:
-    response = httpx.post(f"{endpoint}/predict", json={"records": records}, timeout=timeout)
+    token: str = "",
+    version: str | None = None,
+    timeout: float = 30.0,
+) -> dict:
+    """POST records; ``version`` pins the request to that deployed model version."""
+    response = httpx.post(
+        f"{endpoint}/predict",
+        json={"records": records},
+        headers=_headers(token, version),
+        timeout=timeout,
+    )
     if response.status_code != 200:
         raise DeployError(f"{endpoint}/predict answered {response.status_code}: {response.text}")
     return response.json()
 
 
-def smoke_test(endpoint: str, expected_version: str, records: list[dict] | None = None) -> dict:
-    """Real requests against the live endpoint: the right version answers sane probabilities,
-    and malformed input is refused with 422 rather than crashing the replica."""
+def smoke_test(
+    endpoint: str,
+    expected: str | tuple[str | None, ...],
+    *,
+    token: str = "",
+    pinned: bool = False,
+    records: list[dict] | None = None,
+) -> dict:
+    """Real requests against the live endpoint: an expected version answers sane
+    probabilities, and malformed input is refused with 422 rather than crashing a replica.
+    ``pinned`` sends the request to ``expected`` by header (a version with no traffic yet)."""
+    allowed = {str(v) for v in (expected if isinstance(expected, tuple) else (expected,)) if v}
+    pin = next(iter(allowed)) if pinned else None
     sample = records or SAMPLE_RECORDS
-    answer = predict(endpoint, sample)
+    answer = predict(endpoint, sample, token=token, version=pin)
     problems = []
-    if answer.get("model_version") != str(expected_version):
-        problems.append(f"served version {answer.get('model_version')} != {expected_version}")
+    if answer.get("model_version") not in allowed:
+        problems.append(f"served version {answer.get('model_version')} not in {sorted(allowed)}")
     predictions = answer.get("predictions", [])
     if len(predictions) != len(sample):
         problems.append(f"{len(predictions)} predictions for {len(sample)} records")
     if any(not 0.0 <= p["failure_probability"] <= 1.0 for p in predictions):
         problems.append(f"probability outside [0, 1]: {predictions}")
-    bad = httpx.post(f"{endpoint}/predict", json={"records": [{"torque_nm": "abc"}]}, timeout=30)
+    bad = httpx.post(
+        f"{endpoint}/predict",
+        json={"records": [{"torque_nm": "abc"}]},
+        headers=_headers(token, pin),
+        timeout=30,
+    )
     if bad.status_code != 422:
         problems.append(f"malformed request answered {bad.status_code}, expected 422")
     if problems:
         raise DeployError(f"smoke test of {endpoint} failed: {'; '.join(problems)}")
-    log.info("smoke test passed endpoint=%s predictions=%s", endpoint, predictions)
+    log.info("smoke test passed endpoint=%s version=%s", endpoint, answer["model_version"])
     return {
         "endpoint": endpoint,
-        "model_version": str(expected_version),
+        "model_version": answer["model_version"],
         "predictions": predictions,
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,6 +49,12 @@ class ConveyorSettings(BaseSettings):
     model_name: str = "predictive_maintenance"
     serve_app_name: str = "predictive_maintenance"
     serve_route_prefix: str = "/predictive-maintenance"
+    serve_require_auth: bool = False
+    """Bearer auth on the prediction routes (on in docker-compose, off in the embedded demo)."""
+    serve_token: SecretStr = SecretStr("")
+    """The bearer token; the Serve nodes read the same ``CONVEYOR_SERVE_TOKEN`` variable."""
+    serve_canary_fraction: float = 0.1
+    """Share of traffic a canary gets unless a run or the CLI says otherwise."""
 
     @cached_property
     def home_dir(self) -> Path:
@@ -72,6 +79,26 @@ class ConveyorSettings(BaseSettings):
     @property
     def serve_base_url(self) -> str:
         return f"http://{self.host}:{self.serve_http_port}"
+
+    @property
+    def serve_endpoint(self) -> str:
+        return f"{self.serve_base_url}{self.serve_route_prefix}"
+
+    def rollout_args(self) -> str:
+        """Where to deploy, as ``ray_jobs.deploy`` flags (the DAGs template them in)."""
+        import shlex
+
+        flags = {
+            "--dashboard": self.ray_jobs_address,
+            "--app-name": self.serve_app_name,
+            "--route-prefix": self.serve_route_prefix,
+            "--model-name": self.model_name,
+            "--tracking-uri": self.tracking_uri,
+            "--http-host": self.host,
+            "--http-port": self.serve_http_port,
+            "--require-auth": str(self.serve_require_auth).lower(),
+        }
+        return " ".join(f"{flag} {shlex.quote(str(value))}" for flag, value in flags.items())
 
     @property
     def runs_dir(self) -> Path:

@@ -1,29 +1,39 @@
-"""Ray Jobs entrypoint: deploy a registered model version as the Serve application.
+"""Ray Jobs entrypoint: a rollout action on the Serve application (deploy, canary, shadow,
+promote, rollback), with automatic rollback when the new version fails.
 
-It runs on the cluster, next to Serve, so the Airflow worker only submits and waits. The
-deployment goes through Serve's declarative REST API (other applications are left alone) and
-waits for RUNNING; the result (endpoint, version, status) is written via ``ray_jobs.contract``.
+It runs on the cluster, next to Serve, so the Airflow worker only submits and waits, and the
+smoke requests come from where Serve is. The bearer token, when auth is on, is read from the
+node's ``CONVEYOR_SERVE_TOKEN`` (the variable the router itself reads), never from the command
+line. The result (routing, versions started and removed, smoke answers) is written via
+``ray_jobs.contract``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 
-from pipelines.serving import deploy_model
+from pipelines.rollout import ACTIONS, ServeTarget, run_action
+from pipelines.routing import TOKEN_ENV
 from ray_jobs.contract import write_result
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--action", choices=ACTIONS, default="deploy")
+    parser.add_argument("--model-version", help="needed by deploy, canary and shadow")
+    parser.add_argument("--fraction", type=float, default=0.1, help="canary share of traffic")
     parser.add_argument("--dashboard", required=True, help="Ray dashboard URL (Serve REST API)")
     parser.add_argument("--app-name", required=True)
     parser.add_argument("--route-prefix", required=True)
     parser.add_argument("--model-name", required=True)
-    parser.add_argument("--model-version", required=True)
     parser.add_argument("--tracking-uri", required=True)
     parser.add_argument("--http-host", required=True)
     parser.add_argument("--http-port", type=int, required=True)
+    parser.add_argument("--require-auth", choices=("true", "false"), default="false")
+    parser.add_argument("--predictor", default="{}", help="JSON: num_replicas, max_batch_size…")
     parser.add_argument("--timeout", type=float, default=300.0)
     return parser.parse_args(argv)
 
@@ -31,19 +41,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
-    deployment = deploy_model(
-        args.dashboard,
+    target = ServeTarget(
+        dashboard=args.dashboard,
         app_name=args.app_name,
         route_prefix=args.route_prefix,
-        model_name=args.model_name,
-        model_version=args.model_version,
-        tracking_uri=args.tracking_uri,
         http_host=args.http_host,
         http_port=args.http_port,
+        model_name=args.model_name,
+        tracking_uri=args.tracking_uri,
+        require_auth=args.require_auth == "true",
+        token=os.environ.get(TOKEN_ENV, "") if args.require_auth == "true" else "",
+        predictor=json.loads(args.predictor),
         timeout=args.timeout,
-    ).as_dict()
-    write_result(deployment)
-    return deployment
+    )
+    result = run_action(target, args.action, args.model_version, args.fraction)
+    write_result(result)
+    return result
 
 
 if __name__ == "__main__":

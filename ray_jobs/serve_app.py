@@ -1,42 +1,82 @@
-"""Ray Serve application: the registered failure classifier behind a typed HTTP API.
+"""Ray Serve applications: one predictor per model version, and a router in front of them.
 
-Built by ``app_builder(args)`` from a declarative Serve config (``import_path:
-ray_jobs.serve_app:app_builder``). Requests are validated by pydantic (bad input is a 422, not a
-500) and scored through ``@serve.batch`` so concurrent requests share one forward pass.
+Why two kinds of application: a new version starts next to the old one (its own application,
+not exposed over HTTP), and traffic moves only when it is healthy, by changing the router's
+``user_config``, which Serve applies in place (``reconfigure``) without restarting the
+router. That is what makes a rollout zero-downtime, a canary or shadow a routing setting, and
+a rollback instant. ``pipelines.rollout`` writes the declarative configs.
+
+- ``app_builder(args)`` builds the predictor (``PredictorArgs``): it loads the model and its
+  feature scaler from the MLflow registry by version or alias and scores with ``@serve.batch``.
+- ``router_builder(args)`` builds the HTTP ingress (``RouterArgs``): validation (422, never a
+  500, for bad input), optional bearer auth, canary split, shadow copies, ``/healthz``,
+  ``/metadata`` and the OpenAPI document.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import json
+import logging
 import math
-import tempfile
+import os
+import random
+import time
 from typing import Literal
 
-import pandas as pd
-from fastapi import FastAPI
-from pydantic import BaseModel, Field, field_validator
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from ray import serve
 from ray.serve import Application
 
-from pipelines.model import LoadedModel
-from pipelines.registry import download_version
+from pipelines.routing import TOKEN_ENV, VERSION_HEADER, Routing, version_app_name
+from pipelines.serving import SAMPLE_RECORDS
 from pipelines.telemetry import PHYSICAL_RANGES
 
+log = logging.getLogger("ray.serve")
+
 MAX_RECORDS = 1024
+PREDICTOR = "FailurePredictor"
 
 
-class Args(BaseModel):
+# ---------------------------------------------------------------------------- schemas
+
+
+class PredictorArgs(BaseModel):
     """What a Serve config passes to ``app_builder``."""
 
-    model_name: str
-    model_version: str
-    tracking_uri: str
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_name: str = Field(min_length=1)
+    model_version: str = Field(
+        min_length=1, description="A registered version number, or an alias such as champion"
+    )
+    tracking_uri: str = Field(min_length=1)
     num_replicas: int = Field(1, ge=1)
     max_batch_size: int = Field(32, ge=1, le=MAX_RECORDS)
-    batch_wait_timeout_s: float = Field(0.01, ge=0.0, le=1.0)
+    batch_wait_timeout_s: float = Field(0.005, ge=0.0, le=1.0)
+
+
+class RouterArgs(BaseModel):
+    """What a Serve config passes to ``router_builder``; the routing itself is user_config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_name: str = Field(min_length=1)
+    num_replicas: int = Field(1, ge=1)
+    require_auth: bool = False
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    request_timeout_s: float = Field(30.0, gt=0)
 
 
 class Record(BaseModel):
     """One machine-minute of sensor readings; impossible values are rejected."""
+
+    model_config = ConfigDict(strict=True)
 
     product_type: Literal["L", "M", "H"]
     air_temperature_k: float
@@ -61,7 +101,16 @@ class Record(BaseModel):
 
 
 class PredictRequest(BaseModel):
+    """``{"records": [...]}``, or one bare record (scored as a batch of one)."""
+
     records: list[Record] = Field(min_length=1, max_length=MAX_RECORDS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def one_record(cls, data):
+        if isinstance(data, dict) and "records" not in data and "product_type" in data:
+            return {"records": [data]}
+        return data
 
 
 class Prediction(BaseModel):
@@ -70,69 +119,346 @@ class Prediction(BaseModel):
 
 
 class PredictResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
     model_name: str
     model_version: str
+    served_by: Literal["stable", "canary", "pinned"]
     predictions: list[Prediction]
 
 
-api = FastAPI(title="Conveyor predictive maintenance", version="1")
+class Problem(BaseModel):
+    message: str
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5})
-@serve.ingress(api)
+# -------------------------------------------------------------------------- predictor
+
+
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0.5},
+    health_check_period_s=5,
+    health_check_timeout_s=30,
+    graceful_shutdown_timeout_s=20,
+)
 class FailurePredictor:
-    def __init__(self, args: Args):
+    """One registered model version, scored in dynamic batches."""
+
+    def __init__(self, args: PredictorArgs):
+        import tempfile
+
+        from pipelines.model import LoadedModel
+        from pipelines.registry import describe_version, download_version, resolve_version
+
         self.args = args
+        self.version = resolve_version(args.tracking_uri, args.model_name, args.model_version)
         directory = download_version(
-            args.tracking_uri, args.model_name, args.model_version, tempfile.mkdtemp()
+            args.tracking_uri, args.model_name, self.version, tempfile.mkdtemp()
         )
         self.model = LoadedModel(directory)
+        self.info = describe_version(args.tracking_uri, args.model_name, self.version)
         self._score.set_max_batch_size(args.max_batch_size)
         self._score.set_batch_wait_timeout_s(args.batch_wait_timeout_s)
+        log.info("loaded model=%s version=%s", args.model_name, self.version)
 
     def check_health(self) -> None:
-        if self.model is None:
+        """Serve calls this every few seconds; a failing version never gets traffic."""
+        if getattr(self, "model", None) is None:
             raise RuntimeError("no model loaded")
+        import pandas as pd
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
-    async def _score(self, frames: list[pd.DataFrame]) -> list[list[float]]:
-        sizes = [len(f) for f in frames]
-        probabilities = self.model.predict_proba(pd.concat(frames, ignore_index=True)).tolist()
+        probabilities = self.model.predict_proba(pd.DataFrame(SAMPLE_RECORDS))
+        if not all(0.0 <= p <= 1.0 for p in probabilities.tolist()):
+            raise RuntimeError(f"self-test scored {probabilities.tolist()}, not probabilities")
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def _score(self, batches: list[list[dict]]) -> list[list[float]]:
+        import pandas as pd
+
+        rows = [record for batch in batches for record in batch]
+        probabilities = self.model.predict_proba(pd.DataFrame(rows)).tolist()
         out, start = [], 0
-        for size in sizes:
-            out.append(probabilities[start : start + size])
-            start += size
+        for batch in batches:
+            out.append(probabilities[start : start + len(batch)])
+            start += len(batch)
         return out
 
-    @api.post("/predict")
-    async def predict(self, request: PredictRequest) -> PredictResponse:
-        frame = pd.DataFrame([r.model_dump() for r in request.records])
-        probabilities = await self._score(frame)
-        return PredictResponse(
-            model_name=self.args.model_name,
-            model_version=self.args.model_version,
-            predictions=[
-                Prediction(failure_probability=p, failure=p >= self.model.threshold)
-                for p in probabilities
-            ],
-        )
-
-    @api.get("/healthz")
-    def healthz(self) -> dict:
-        return {"status": "ok", "model_version": self.args.model_version}
-
-    @api.get("/metadata")
-    def metadata(self) -> dict:
+    async def predict(self, records: list[dict]) -> dict:
+        probabilities = await self._score(records)
         return {
             "model_name": self.args.model_name,
-            "model_version": self.args.model_version,
+            "model_version": self.version,
+            "predictions": [
+                {"failure_probability": p, "failure": p >= self.model.threshold}
+                for p in probabilities
+            ],
+        }
+
+    def metadata(self) -> dict:
+        from pipelines.features import FEATURE_NAMES
+
+        alias = None if self.args.model_version.isdigit() else self.args.model_version
+        train_dates = self.info["tags"].get("train_dates", "")
+        return {
+            "model_name": self.args.model_name,
+            "model_version": self.version,
+            "alias": alias,
+            "run_id": self.info["run_id"],
+            "training_partitions": [d for d in train_dates.split(",") if d],
             "threshold": self.model.threshold,
-            "train_dates": self.model.meta.get("train_dates"),
             "metrics": self.model.meta.get("metrics"),
-            "feature_names": self.model.scaler.feature_names,
+            "input_schema": Record.model_json_schema(),
+            "feature_names": list(FEATURE_NAMES),
+            "batching": {
+                "max_batch_size": self.args.max_batch_size,
+                "batch_wait_timeout_s": self.args.batch_wait_timeout_s,
+            },
         }
 
 
 def app_builder(args: dict) -> Application:
-    parsed = Args.model_validate(args)
+    """A predictor application for one model version (Serve config ``args``)."""
+    parsed = PredictorArgs.model_validate(args)
     return FailurePredictor.options(num_replicas=parsed.num_replicas).bind(parsed)
+
+
+# ----------------------------------------------------------------------------- router
+
+
+class BodyLimit:
+    """ASGI middleware: a body over ``limit`` bytes is refused (422) before it is parsed,
+    whether or not the client sent a Content-Length.
+
+    ``limit`` is a class attribute because the app object is re-imported in each replica
+    process: ``Router.__init__`` sets it from ``RouterArgs.max_body_bytes``."""
+
+    limit = RouterArgs.model_fields["max_body_bytes"].default
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(send, int(declared))
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await self._refuse(send, size)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+
+        async def replay():
+            nonlocal body
+            message, body = {"type": "http.request", "body": body, "more_body": False}, b""
+            return message
+
+        return await self.app(scope, replay, send)
+
+    async def _refuse(self, send, size: int):
+        text = f"request body of {size}+ bytes exceeds the limit of {self.limit} bytes"
+        payload = json.dumps({"message": text}).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(payload)),
+        ]
+        await send({"type": "http.response.start", "status": 422, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _one_line(errors: list[dict]) -> str:
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
+
+
+api = FastAPI(
+    title="Conveyor predictive maintenance",
+    version="2",
+    description="Failure probability for machine telemetry records, by registered model version.",
+)
+
+
+api.add_middleware(BodyLimit)
+
+
+@api.exception_handler(HTTPException)
+async def _refused(request: Request, exc: HTTPException) -> JSONResponse:
+    return JSONResponse({"message": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
+
+@api.exception_handler(RequestValidationError)
+async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # The offending input is not echoed: it may hold NaN, which JSON cannot carry, or secrets.
+    errors = [
+        {k: v for k, v in e.items() if k not in ("input", "ctx", "url")} for e in exc.errors()
+    ]
+    return JSONResponse(
+        status_code=422,
+        content={"message": _one_line(errors), "detail": jsonable_encoder(errors)},
+    )
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=200)
+@serve.ingress(api)
+class Router:
+    """The HTTP face of the model: validates, authenticates and routes by ``Routing``."""
+
+    def __init__(self, args: RouterArgs):
+        self.args = args
+        BodyLimit.limit = args.max_body_bytes
+        self.routing: Routing | None = None
+        self.handles: dict[str, object] = {}
+        self.shadow_stats = {"requests": 0, "compared": 0, "disagreements": 0, "errors": 0}
+        self.shadow_inflight = 0
+        self.token = os.environ.get(TOKEN_ENV, "") if args.require_auth else ""
+        if args.require_auth and not self.token:
+            raise RuntimeError(f"require_auth is set but {TOKEN_ENV} is empty on this node")
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Serve applies a new routing in place: no restart, no dropped request."""
+        self.routing = Routing.model_validate(user_config)
+        log.info("routing=%s", self.routing.model_dump())
+
+    def check_health(self) -> None:
+        if self.routing is None:
+            raise RuntimeError("no routing configured")
+
+    def _handle(self, version: str):
+        if version not in self.handles:
+            app = version_app_name(self.args.app_name, version)
+            self.handles[version] = serve.get_deployment_handle(
+                PREDICTOR, app_name=app, _check_exists=False
+            )
+        return self.handles[version]
+
+    def _authorize(self, request: Request) -> None:
+        if not self.token:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), self.token):
+            raise HTTPException(
+                status_code=401,
+                detail="missing or invalid bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    def _pick(self, pinned: str | None) -> tuple[str, str]:
+        routing = self.routing
+        if pinned:
+            if not pinned.isdigit():
+                raise HTTPException(status_code=422, detail=f"{VERSION_HEADER} must be a number")
+            return pinned, "pinned"
+        if routing.canary and random.random() < routing.canary_fraction:
+            return routing.canary, "canary"
+        return routing.stable, "stable"
+
+    async def _call(self, version: str, method: str, *args):
+        handle = getattr(self._handle(version), method)
+        try:
+            return await asyncio.wait_for(handle.remote(*args), self.args.request_timeout_s)
+        except TimeoutError:
+            raise HTTPException(status_code=503, detail=f"version {version} timed out") from None
+        except Exception as exc:  # a replica died or raised: the client gets a clear 503
+            log.warning("version=%s %s failed: %r", version, method, exc)
+            raise HTTPException(
+                status_code=503, detail=f"model version {version} is unavailable"
+            ) from None
+
+    @api.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses={401: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
+    )
+    async def predict(self, body: PredictRequest, request: Request) -> JSONResponse:
+        """Failure probabilities for one record or a batch; the answer names the version."""
+        self._authorize(request)
+        records = [r.model_dump() for r in body.records]
+        version, served_by = self._pick(request.headers.get(VERSION_HEADER))
+        if served_by == "pinned" and not await self._deployed(version):
+            raise HTTPException(status_code=404, detail=f"model version {version} is not deployed")
+        answer = await self._call(version, "predict", records)
+        shadow = self.routing.shadow
+        if shadow and served_by != "pinned":
+            self._shadow(shadow, records, answer)
+        answer["served_by"] = served_by
+        return JSONResponse(answer, headers={VERSION_HEADER: answer["model_version"]})
+
+    async def _deployed(self, version: str) -> bool:
+        routing = self.routing
+        if version in (routing.stable, routing.canary, routing.shadow):
+            return True
+        app = version_app_name(self.args.app_name, version)
+        try:
+            await asyncio.to_thread(serve.get_app_handle, app)
+        except Exception:  # RayServeException: no such application
+            return False
+        return True
+
+    def _shadow(self, version: str, records: list[dict], primary: dict) -> None:
+        """Send a copy to the shadow version and log how it differs; never awaited by the
+        client, and dropped (counted) when too many copies are already in flight."""
+        self.shadow_stats["requests"] += 1
+        if self.shadow_inflight >= 32:
+            self.shadow_stats["errors"] += 1
+            return
+        self.shadow_inflight += 1
+        asyncio.get_running_loop().create_task(self._compare(version, records, primary))
+
+    async def _compare(self, version: str, records: list[dict], primary: dict) -> None:
+        started = time.perf_counter()
+        try:
+            answer = await self._call(version, "predict", records)
+        except Exception as exc:  # the shadow's failure is logged, never surfaced
+            self.shadow_stats["errors"] += 1
+            log.warning("shadow version=%s failed: %s", version, exc)
+            return
+        finally:
+            self.shadow_inflight -= 1
+        ours = [p["failure_probability"] for p in primary["predictions"]]
+        theirs = [p["failure_probability"] for p in answer["predictions"]]
+        flips = sum(
+            a["failure"] != b["failure"]
+            for a, b in zip(primary["predictions"], answer["predictions"], strict=True)
+        )
+        self.shadow_stats["compared"] += 1
+        self.shadow_stats["disagreements"] += int(flips > 0)
+        log.info(
+            "shadow version=%s primary=%s max_abs_diff=%.4f flips=%d ms=%.1f",
+            version,
+            primary["model_version"],
+            max(abs(a - b) for a, b in zip(ours, theirs, strict=True)),
+            flips,
+            (time.perf_counter() - started) * 1000,
+        )
+
+    @api.get("/healthz")
+    def healthz(self) -> dict:
+        """Liveness of the router and what it routes to (no auth, no model call)."""
+        return {"status": "ok", "routing": self.routing.model_dump()}
+
+    @api.get("/metadata", responses={401: {"model": Problem}})
+    async def metadata(self, request: Request) -> dict:
+        """The serving versions: name, version, alias, training partitions, input schema."""
+        self._authorize(request)
+        routing = self.routing
+        versions = {"stable": routing.stable, "canary": routing.canary, "shadow": routing.shadow}
+        out = {"routing": routing.model_dump(), "shadow_stats": dict(self.shadow_stats)}
+        for role, version in versions.items():
+            out[role] = await self._call(version, "metadata") if version else None
+        return out
+
+
+def router_builder(args: dict) -> Application:
+    """The HTTP ingress (Serve config ``args``); its routing comes as ``user_config``."""
+    parsed = RouterArgs.model_validate(args)
+    return Router.options(num_replicas=parsed.num_replicas).bind(parsed)

@@ -6,6 +6,7 @@ always stopped (by PID), also when a test fails.
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -39,6 +40,9 @@ def stack_env(tmp_path_factory) -> dict[str, str]:
         "CONVEYOR_SERVE_HTTP_PORT": str(free_port()),
         "CONVEYOR_MLFLOW_PORT": str(free_port()),
         "CONVEYOR_RAY_NUM_CPUS": "4",
+        # The Ray head (and so the Serve router) inherits it; only apps that require auth
+        # use it.
+        "CONVEYOR_SERVE_TOKEN": secrets.token_urlsafe(24),
     }
 
 

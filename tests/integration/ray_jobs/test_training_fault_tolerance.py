@@ -62,17 +62,24 @@ def _result(results: Path, sid: str) -> dict:
     return json.loads((results / f"{sid}.json").read_text())
 
 
-def _worker_pids(hook: RayJobsHook, job_sid: str) -> list[int]:
-    """PIDs of this job's live training workers (never another job's lingering ones)."""
-    from ray.util.state import list_actors
+def _worker_pids(hook: RayJobsHook, job_sid: str) -> set[int]:
+    """PIDs of the training workers that have reported an epoch in this job's own log.
 
-    job_id = hook.client.get_job_info(job_sid).job_id
-    actors = list_actors(
-        address=hook.address,
-        filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
-        detail=True,
-    )
-    return [a.pid for a in actors if a.pid and a.job_id == job_id]
+    Read from the log (one REST call) rather than the state API, which can take seconds on a
+    loaded two-core machine: long enough for the run to finish before the kill lands."""
+    return {
+        int(line.split("(RayTrainWorker pid=")[1].split(")")[0])
+        for line in hook.logs(job_sid).splitlines()
+        if "(RayTrainWorker pid=" in line and "Reporting training result" in line
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, tmp_path):
@@ -84,9 +91,12 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, 
 
     sid = _train_job(hook, "chaos", small_lake, storage, results)
     wait_until(lambda: len(_checkpoints(storage, "chaos")) >= 2, "two checkpoints", 300)
-    wait_until(lambda: len(_worker_pids(hook, sid)) == 2, "two live workers", 60)
-    pids = _worker_pids(hook, sid)
-    os.kill(pids[-1], signal.SIGKILL)  # one worker dies mid-run
+    wait_until(lambda: len(_worker_pids(hook, sid)) >= 2, "both workers in the job log", 60)
+    victim = max(_worker_pids(hook, sid))
+    assert _alive(victim)
+    os.kill(victim, signal.SIGKILL)  # one worker dies mid-run
+    done_at_kill = len(_checkpoints(storage, "chaos"))
+    assert done_at_kill < EPOCHS, "the run finished before the kill; the test proved nothing"
     assert _wait(hook, sid) == "SUCCEEDED", hook.logs(sid)[-3000:]
 
     logs = hook.logs(sid)

@@ -1,0 +1,346 @@
+"""Rollouts on Ray Serve: full deploy, canary, shadow, promotion and rollback, with automatic
+rollback when a new version fails to start or fails its smoke requests.
+
+Every action is one call to ``apply_routing`` with a target ``Routing`` (which versions get
+traffic). It goes through Serve's declarative REST API, touching only our applications:
+
+1. start every version the target needs and the cluster lacks, each as its own application
+   (``<app>--v<N>``, not exposed over HTTP), and wait until it is RUNNING;
+2. smoke-test each new version through the live router, pinned by header, before it gets
+   traffic;
+3. switch the router's ``user_config`` (applied in place, no restart) and check, over HTTP,
+   that the router routes as asked; smoke-test again, unpinned;
+4. only then remove the versions nothing routes to.
+
+If 1-3 fail, the Serve config from before the call is put back, so the old version never
+stopped serving. Actions are idempotent: applying the routing already live only smoke-tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import httpx
+
+from pipelines.routing import Routing, version_app_name
+from pipelines.serving import DeployError, smoke_test
+
+log = logging.getLogger(__name__)
+
+PREDICTOR_IMPORT = "ray_jobs.serve_app:app_builder"
+ROUTER_IMPORT = "ray_jobs.serve_app:router_builder"
+ROUTER = "Router"
+
+
+@dataclass(frozen=True)
+class ServeTarget:
+    """Where our application lives and how its versions are built."""
+
+    dashboard: str
+    app_name: str
+    route_prefix: str
+    http_host: str
+    http_port: int
+    model_name: str
+    tracking_uri: str
+    require_auth: bool = False
+    token: str = field(default="", repr=False)
+    predictor: dict = field(default_factory=dict)
+    """Extra ``PredictorArgs``: num_replicas, max_batch_size, batch_wait_timeout_s."""
+    timeout: float = 300.0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.http_host}:{self.http_port}{self.route_prefix}"
+
+    def predictor_config(self, version: str) -> dict:
+        args = {
+            "model_name": self.model_name,
+            "model_version": str(version),
+            "tracking_uri": self.tracking_uri,
+            **self.predictor,
+        }
+        name = version_app_name(self.app_name, version)
+        return {"name": name, "route_prefix": None, "import_path": PREDICTOR_IMPORT, "args": args}
+
+    def router_config(self, routing: Routing) -> dict:
+        return {
+            "name": self.app_name,
+            "route_prefix": self.route_prefix,
+            "import_path": ROUTER_IMPORT,
+            "args": {"app_name": self.app_name, "require_auth": self.require_auth},
+            "deployments": [{"name": ROUTER, "user_config": routing.model_dump()}],
+        }
+
+    def owns(self, app_name: str) -> bool:
+        return app_name == self.app_name or app_name.startswith(f"{self.app_name}--v")
+
+
+def target_from_settings(settings, **overrides) -> ServeTarget:
+    """The deployment target of a ``ConveyorSettings`` (the CLI and tests use it)."""
+    values = {
+        "dashboard": settings.ray_jobs_address,
+        "app_name": settings.serve_app_name,
+        "route_prefix": settings.serve_route_prefix,
+        "http_host": settings.host,
+        "http_port": settings.serve_http_port,
+        "model_name": settings.model_name,
+        "tracking_uri": settings.tracking_uri,
+        "require_auth": settings.serve_require_auth,
+        "token": settings.serve_token.get_secret_value() if settings.serve_require_auth else "",
+    }
+    return ServeTarget(**{**values, **overrides})
+
+
+class ServeAdmin:
+    """Serve's REST API on the Ray dashboard: read the live config, put a new one, wait."""
+
+    def __init__(self, dashboard: str, client: httpx.Client | None = None):
+        self.url = f"{dashboard.rstrip('/')}/api/serve/applications/"
+        self.client = client or httpx.Client(timeout=30.0)
+
+    def status(self) -> dict:
+        response = self.client.get(self.url)
+        response.raise_for_status()
+        return response.json()
+
+    def configs(self) -> dict[str, dict]:
+        """The declarative config of every application deployed from a config."""
+        apps = self.status().get("applications") or {}
+        return {
+            n: e["deployed_app_config"] for n, e in apps.items() if e.get("deployed_app_config")
+        }
+
+    def put(self, apps: list[dict], http_host: str, http_port: int) -> None:
+        body = {"http_options": {"host": http_host, "port": http_port}, "applications": apps}
+        response = self.client.put(self.url, json=body)
+        if response.status_code >= 400:
+            names = ", ".join(a["name"] for a in apps)
+            raise DeployError(f"Serve rejected the config for {names}: {response.text[:500]}")
+
+    def wait_running(self, wanted: dict[str, dict], timeout: float) -> None:
+        """Until each named application is RUNNING with exactly the config we put."""
+        deadline, pending = time.monotonic() + timeout, dict(wanted)
+        while pending and time.monotonic() < deadline:
+            apps = self.status().get("applications") or {}
+            for name, config in list(pending.items()):
+                entry = apps.get(name) or {}
+                status = entry.get("status", "NOT_STARTED")
+                if status == "DEPLOY_FAILED":
+                    raise DeployError(
+                        f"{name} failed to start: {_first_line(entry.get('message'))}"
+                    )
+                if status == "RUNNING" and _same(entry.get("deployed_app_config"), config):
+                    del pending[name]
+            if pending:
+                time.sleep(0.5)
+        if pending:
+            raise DeployError(f"{', '.join(pending)} not RUNNING after {timeout:.0f}s")
+
+
+def _first_line(text: str | None) -> str:
+    lines = [line for line in (text or "no message").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no message"
+
+
+def _same(deployed: dict | None, wanted: dict) -> bool:
+    if not deployed or deployed.get("args") != wanted["args"]:
+        return False
+    user_configs = {d["name"]: d.get("user_config") for d in deployed.get("deployments") or []}
+    return all(
+        user_configs.get(d["name"]) == d["user_config"] for d in wanted.get("deployments", [])
+    )
+
+
+def live_routing(configs: dict[str, dict], app_name: str) -> Routing | None:
+    """The routing the router was last configured with, or None before the first deploy."""
+    router = configs.get(app_name)
+    if not router:
+        return None
+    for deployment in router.get("deployments") or []:
+        if deployment.get("name") == ROUTER and deployment.get("user_config"):
+            return Routing.model_validate(deployment["user_config"])
+    return None
+
+
+@dataclass
+class RolloutResult:
+    action: str
+    endpoint: str
+    routing: dict
+    before: dict | None
+    started: list[str]
+    removed: list[str]
+    smoke: dict
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def apply_routing(target: ServeTarget, desired: Routing, action: str) -> RolloutResult:
+    """Make ``desired`` the live routing, or leave the previous one serving and raise."""
+    admin = ServeAdmin(target.dashboard)
+    before = admin.configs()
+    current = live_routing(before, target.app_name)
+    others = [c for n, c in before.items() if not target.owns(n)]
+    ours = {n: c for n, c in before.items() if target.owns(n)}
+    wanted_versions = desired.versions()
+    predictors = {
+        version_app_name(target.app_name, v): target.predictor_config(v) for v in wanted_versions
+    }
+    started = [n for n, c in predictors.items() if not _same(ours.get(n), c)]
+    log.info("%s: routing %s -> %s, starting %s", action, current, desired, started or "nothing")
+
+    def restore(reason: str) -> DeployError:
+        admin.put([*others, *ours.values()], target.http_host, target.http_port)
+        if current:
+            wait_for_routing(target, current)
+        serving = f"version {current.stable}" if current else "nothing (first deploy)"
+        log.error("%s rolled back: %s; serving %s", action, reason, serving)
+        return DeployError(f"{action} rolled back: {reason}; still serving {serving}")
+
+    try:
+        if started:  # 1. new versions next to the live ones, no traffic yet
+            staged = {**ours, **{n: predictors[n] for n in started}}
+            admin.put([*others, *staged.values()], target.http_host, target.http_port)
+            admin.wait_running({n: predictors[n] for n in started}, target.timeout)
+            if current:  # 2. through the live router, pinned, before any user sees it
+                for name in started:
+                    version = predictors[name]["args"]["model_version"]
+                    smoke_test(target.endpoint, version, token=target.token, pinned=True)
+        # 3. switch traffic: the old versions keep running until the router has moved
+        router = target.router_config(desired)
+        switched = {**ours, **predictors, target.app_name: router}
+        admin.put([*others, *switched.values()], target.http_host, target.http_port)
+        admin.wait_running({target.app_name: router}, target.timeout)
+        wait_for_routing(target, desired)
+        smoke = {
+            v: smoke_test(target.endpoint, v, token=target.token, pinned=True)
+            for v in wanted_versions
+        }
+        smoke["routed"] = smoke_test(
+            target.endpoint, (desired.stable, desired.canary), token=target.token
+        )
+    except (DeployError, httpx.HTTPError) as exc:
+        raise restore(str(exc)) from exc
+
+    # 4. nothing routes to the rest any more
+    final = {n: c for n, c in switched.items() if n == target.app_name or n in predictors}
+    removed = sorted(set(switched) - set(final))
+    if removed:
+        admin.put([*others, *final.values()], target.http_host, target.http_port)
+    log.info("%s done: routing=%s removed=%s", action, desired.model_dump(), removed)
+    return RolloutResult(
+        action=action,
+        endpoint=target.endpoint,
+        routing=desired.model_dump(),
+        before=current.model_dump() if current else None,
+        started=started,
+        removed=removed,
+        smoke=smoke,
+    )
+
+
+def wait_for_routing(target: ServeTarget, desired: Routing, timeout: float = 60.0) -> None:
+    """Until the router answers ``/healthz`` with the desired routing several times in a row
+    (so every router replica has applied it, not only the one that answered first)."""
+    deadline, streak, last = time.monotonic() + timeout, 0, None
+    with httpx.Client(timeout=10.0) as client:
+        while time.monotonic() < deadline:
+            try:
+                last = client.get(f"{target.endpoint}/healthz").json().get("routing")
+            except (httpx.HTTPError, ValueError):
+                last = None
+            streak = streak + 1 if last == desired.model_dump() else 0
+            if streak >= 3:
+                return
+            time.sleep(0.2)
+    raise DeployError(f"router did not apply routing {desired.model_dump()} (answers {last})")
+
+
+def current_routing(target: ServeTarget) -> Routing | None:
+    return live_routing(ServeAdmin(target.dashboard).configs(), target.app_name)
+
+
+def _require(target: ServeTarget) -> Routing:
+    current = current_routing(target)
+    if current is None:
+        raise DeployError(f"{target.app_name} is not deployed: run a full deploy first")
+    return current
+
+
+def deploy(target: ServeTarget, version: str) -> RolloutResult:
+    """All traffic to ``version``; any canary or shadow ends."""
+    current = current_routing(target)
+    version = str(version)
+    previous = current.stable if current and current.stable != version else None
+    if current and current.stable == version:
+        previous = current.previous
+    return apply_routing(target, Routing(stable=version, previous=previous), "deploy")
+
+
+def start_canary(target: ServeTarget, version: str, fraction: float) -> RolloutResult:
+    """``fraction`` of requests go to ``version``; the rest stay on the stable one."""
+    current = _require(target)
+    if str(version) == current.stable:
+        raise DeployError(f"version {version} is already stable; a canary must be another one")
+    desired = current.model_copy(update={"canary": str(version), "canary_fraction": fraction})
+    return apply_routing(target, Routing.model_validate(desired.model_dump()), "canary")
+
+
+def promote_canary(target: ServeTarget) -> RolloutResult:
+    """The canary takes all traffic; the old stable version is kept as ``previous``."""
+    current = _require(target)
+    if not current.canary:
+        raise DeployError(f"{target.app_name} has no canary to promote")
+    shadow = current.shadow if current.shadow != current.canary else None
+    desired = Routing(stable=current.canary, previous=current.stable, shadow=shadow)
+    return apply_routing(target, desired, "promote")
+
+
+def start_shadow(target: ServeTarget, version: str) -> RolloutResult:
+    """``version`` gets a copy of live requests; its answers are logged, never returned."""
+    current = _require(target)
+    desired = current.model_copy(update={"shadow": str(version)})
+    return apply_routing(target, Routing.model_validate(desired.model_dump()), "shadow")
+
+
+def rollback(target: ServeTarget) -> RolloutResult:
+    """Undo the last step: end the canary, else end the shadow, else back to ``previous``."""
+    current = _require(target)
+    if current.canary:
+        desired = current.model_copy(update={"canary": None, "canary_fraction": 0.0})
+    elif current.shadow:
+        desired = current.model_copy(update={"shadow": None})
+    elif current.previous:
+        desired = Routing(stable=current.previous)
+    else:
+        raise DeployError(f"{target.app_name} has nothing to roll back to")
+    return apply_routing(target, Routing.model_validate(desired.model_dump()), "rollback")
+
+
+ACTIONS = ("deploy", "canary", "promote", "shadow", "rollback")
+
+
+def run_action(target: ServeTarget, action: str, version: str | None, fraction: float) -> dict:
+    """One entry point for the DAG, the rollout DAG and the CLI."""
+    if action in ("deploy", "canary", "shadow") and not version:
+        raise DeployError(f"{action} needs a model version")
+    if action == "deploy":
+        return deploy(target, version).as_dict()
+    if action in ("canary", "shadow"):
+        current = current_routing(target)
+        if current is None or current.stable == str(version):
+            # Nothing live to compare against, or the gate kept the champion: serve it.
+            log.info("%s of version %s: it is (or becomes) the stable version", action, version)
+            return deploy(target, version).as_dict()
+        if action == "canary":
+            return start_canary(target, version, fraction).as_dict()
+        return start_shadow(target, version).as_dict()
+    if action == "promote":
+        return promote_canary(target).as_dict()
+    if action == "rollback":
+        return rollback(target).as_dict()
+    raise DeployError(f"unknown rollout action {action!r}; expected one of {', '.join(ACTIONS)}")

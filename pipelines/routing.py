@@ -1,0 +1,36 @@
+"""Which model versions get traffic: the one shape the router and the rollout code share.
+
+Kept apart from the Serve app so the rollout code (and the Airflow side) can use it without
+importing Ray Serve.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+VERSION_HEADER = "X-Conveyor-Model-Version"
+"""Sent back with every prediction; sent by a client, it pins the request to that version."""
+TOKEN_ENV = "CONVEYOR_SERVE_TOKEN"
+"""The bearer token's variable, read by the router on the Serve nodes and by our clients."""
+
+
+class Routing(BaseModel):
+    """The router deployment's ``user_config``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stable: str
+    canary: str | None = None
+    canary_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    shadow: str | None = None
+    previous: str | None = None
+    """The stable version before the last promotion or deploy: where ``rollback`` returns."""
+
+    def versions(self) -> list[str]:
+        """Versions that must be running: stable, canary, shadow (no duplicates)."""
+        return list(dict.fromkeys(v for v in (self.stable, self.canary, self.shadow) if v))
+
+
+def version_app_name(app_name: str, version: str) -> str:
+    """The Serve application that holds one model version of ``app_name``."""
+    return f"{app_name}--v{version}"

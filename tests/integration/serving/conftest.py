@@ -1,0 +1,127 @@
+"""Registered model versions for the serving tests, on the session's real Ray head and MLflow.
+
+Versions are small real models (trained in-process for a few epochs), registered through the
+same ``register_training`` the DAG uses. One version is broken on purpose: its weights are
+NaN, as a diverged training run would leave them, so its health check fails.
+"""
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+import pytest
+
+from pipelines import lake
+from pipelines.features import Scaler, feature_matrix
+from pipelines.ingest import ingest_day
+from pipelines.model import save_model_dir
+from pipelines.registry import register_training
+from pipelines.rollout import ServeAdmin, target_from_settings
+from pipelines.serving import SAMPLE_RECORDS
+from pipelines.sources.generator import GeneratorConfig
+from ray_jobs.train import run_local
+
+DAY = dt.date(2026, 11, 3)
+MODEL = "pm_serving_test"
+
+
+@pytest.fixture(scope="session")
+def versions(local_stack, tmp_path_factory) -> dict[str, str]:
+    """{"a": v, "b": v, "nan": v}: two healthy versions and one whose weights are NaN."""
+    root = tmp_path_factory.mktemp("serving-models")
+    ingest_day(DAY, str(root / "lake"), generator=GeneratorConfig(machines=8, minutes=720))
+    frame = lake.read_partition(str(root / "lake"), DAY)
+    scaler = Scaler.fit(feature_matrix(frame))
+    base = {
+        "files": lake.partition_files(str(root / "lake"), [DAY]),
+        "scaler": scaler.as_dict(),
+        "epochs": 2,
+        "batch_size": 256,
+        "lr": 3e-3,
+        "hidden": 16,
+        "pos_weight": 5.0,
+    }
+    out = {}
+    for label, seed in (("a", 0), ("b", 1), ("nan", 2)):
+        state = run_local({**base, "seed": seed})["state_dict"]
+        if label == "nan":
+            state = {k: v * np.nan for k, v in state.items()}
+        directory = save_model_dir(root / label, state, scaler, {"hidden": 16, "threshold": 0.5})
+        result = {"model_dir": str(directory), "train_dates": [DAY.isoformat()], "metrics": {}}
+        key = f"serving-test-{label}"
+        out[label] = register_training(local_stack.tracking_uri, MODEL, result, key).version
+    return out
+
+
+@pytest.fixture
+def target_for(local_stack):
+    """A ServeTarget factory on the session's cluster; every application the test made is
+    removed afterwards (other applications are left as they were)."""
+    made = []
+
+    def make(app_name: str, **overrides):
+        target = target_from_settings(
+            local_stack,
+            app_name=app_name,
+            route_prefix=f"/{app_name}",
+            model_name=MODEL,
+            timeout=180.0,
+            **overrides,
+        )
+        made.append(target)
+        return target
+
+    yield make
+    admin = ServeAdmin(local_stack.ray_jobs_address)
+    for target in made:
+        keep = [c for n, c in admin.configs().items() if not target.owns(n)]
+        admin.put(keep, target.http_host, target.http_port)
+
+
+@dataclass
+class Load:
+    """Requests at a steady rate from a background thread, every answer recorded."""
+
+    endpoint: str
+    rate: float = 20.0
+    results: list = field(default_factory=list)  # (t, status, version, seconds)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self):
+        body = {"records": SAMPLE_RECORDS}
+        with httpx.Client(timeout=30.0) as client:
+            next_at = time.perf_counter()
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                try:
+                    response = client.post(f"{self.endpoint}/predict", json=body)
+                    version = response.headers.get("x-conveyor-model-version")
+                    status = response.status_code
+                except httpx.HTTPError as exc:
+                    status, version = f"error: {exc!r}", None
+                self.results.append((started, status, version, time.perf_counter() - started))
+                next_at += 1.0 / self.rate
+                time.sleep(max(0.0, next_at - time.perf_counter()))
+
+    def since(self, t0: float, t1: float = float("inf")) -> list:
+        return [r for r in self.results if t0 <= r[0] < t1]
+
+
+def p99(results: list) -> float:
+    return float(np.percentile([r[3] for r in results], 99))
+
+
+def failures(results: list) -> list:
+    return [r for r in results if r[1] != 200]

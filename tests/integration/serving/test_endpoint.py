@@ -1,0 +1,166 @@
+"""The live endpoint on a real Ray Serve: answers, metadata, strict input validation and auth."""
+
+import json
+import math
+
+import httpx
+import pytest
+
+from pipelines.rollout import deploy
+from pipelines.routing import VERSION_HEADER
+from pipelines.serving import SAMPLE_RECORDS
+
+pytestmark = pytest.mark.integration
+
+GOOD = SAMPLE_RECORDS[0]
+
+
+@pytest.fixture(scope="module")
+def served(versions, local_stack):
+    """Version "a" behind its router, deployed once for the module (removed afterwards)."""
+    from pipelines.rollout import ServeAdmin, target_from_settings
+    from tests.integration.serving.conftest import MODEL
+
+    target = target_from_settings(
+        local_stack,
+        app_name="pm-endpoint",
+        route_prefix="/pm-endpoint",
+        model_name=MODEL,
+        predictor={"max_batch_size": 16},
+    )
+    deploy(target, versions["a"])
+    yield target
+    admin = ServeAdmin(target.dashboard)
+    admin.put(
+        [c for n, c in admin.configs().items() if not target.owns(n)],
+        target.http_host,
+        target.http_port,
+    )
+
+
+def test_one_record_or_a_batch_and_the_answer_names_the_version(served, versions):
+    one = httpx.post(f"{served.endpoint}/predict", json=GOOD, timeout=30)
+    assert one.status_code == 200, one.text
+    assert one.headers[VERSION_HEADER] == versions["a"]
+    assert one.json()["model_version"] == versions["a"]
+    assert one.json()["served_by"] == "stable"
+    assert len(one.json()["predictions"]) == 1
+
+    batch = httpx.post(f"{served.endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
+    assert batch.status_code == 200, batch.text
+    probabilities = [p["failure_probability"] for p in batch.json()["predictions"]]
+    assert len(probabilities) == 2 and all(0 <= p <= 1 for p in probabilities)
+    # the overstrained machine is the riskier one
+    assert probabilities[1] > probabilities[0]
+
+
+def test_health_metadata_and_openapi(served, versions):
+    health = httpx.get(f"{served.endpoint}/healthz", timeout=30).json()
+    assert health["status"] == "ok" and health["routing"]["stable"] == versions["a"]
+
+    meta = httpx.get(f"{served.endpoint}/metadata", timeout=30).json()
+    stable = meta["stable"]
+    assert stable["model_name"] == "pm_serving_test"
+    assert stable["model_version"] == versions["a"]
+    assert stable["training_partitions"] == ["2026-11-03"]
+    assert stable["batching"]["max_batch_size"] == 16
+    assert set(stable["input_schema"]["properties"]) >= set(GOOD)
+    assert meta["canary"] is None and meta["shadow"] is None
+
+    spec = httpx.get(f"{served.endpoint}/openapi.json", timeout=30).json()
+    assert {"/predict", "/healthz", "/metadata"} <= set(spec["paths"])
+    assert "422" in spec["paths"]["/predict"]["post"]["responses"]
+
+
+def _with(**changes) -> dict:
+    return {"records": [{**GOOD, **changes}]}
+
+
+BAD_JSON_BODIES = {
+    "missing field": {"records": [{k: v for k, v in GOOD.items() if k != "torque_nm"}]},
+    "wrong type": _with(torque_nm="abc"),
+    "number as string": _with(torque_nm="40"),
+    "boolean as number": _with(tool_wear_min=True),
+    "unknown product type": _with(product_type="X"),
+    "impossible temperature": _with(air_temperature_k=-5.0),
+    "impossible speed": _with(rotational_speed_rpm=1e9),
+    "empty batch": {"records": []},
+    "oversized batch": {"records": [GOOD] * 1025},
+    "records not a list": {"records": GOOD},
+    "not an object": [1, 2, 3],
+}
+
+BAD_RAW_BODIES = {
+    "NaN": json.dumps(_with(torque_nm=math.nan)),  # Python writes the NaN literal
+    "Infinity": json.dumps(_with(torque_nm=math.inf)),
+    "overflowing number": json.dumps(_with(torque_nm=12.5)).replace("12.5", "1e999"),
+    "not JSON": "torque=40&speed=1500",
+    "truncated JSON": json.dumps(_with())[:-5],
+    "empty body": "",
+    "huge body": json.dumps({"records": [GOOD], "padding": "x" * 2_000_000}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_JSON_BODIES))
+def test_bad_json_input_is_a_readable_422(served, case):
+    response = httpx.post(f"{served.endpoint}/predict", json=BAD_JSON_BODIES[case], timeout=30)
+    assert response.status_code == 422, (case, response.status_code, response.text[:300])
+    message = response.json()["message"]
+    assert message and "\n" not in message
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RAW_BODIES))
+def test_bad_raw_input_is_a_readable_422(served, case):
+    assert BAD_RAW_BODIES[case] != json.dumps({"records": [GOOD]})
+    response = httpx.post(
+        f"{served.endpoint}/predict",
+        content=BAD_RAW_BODIES[case],
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 422, (case, response.status_code, response.text[:300])
+    assert response.json()["message"]
+
+
+def test_a_huge_body_without_content_length_is_refused_too(served):
+    def chunks():
+        yield b'{"records": ['
+        for _ in range(20_000):
+            yield (json.dumps(GOOD) + ",").encode()
+        yield json.dumps(GOOD).encode() + b"]}"
+
+    response = httpx.post(f"{served.endpoint}/predict", content=chunks(), timeout=30)
+    assert response.status_code == 422, response.text[:300]
+    assert "exceeds the limit" in response.json()["message"]
+    # and the endpoint still serves
+    assert httpx.post(f"{served.endpoint}/predict", json=GOOD, timeout=30).status_code == 200
+
+
+def test_pinning_a_version_that_is_not_deployed_is_a_404(served):
+    response = httpx.post(
+        f"{served.endpoint}/predict", json=GOOD, headers={VERSION_HEADER: "999"}, timeout=30
+    )
+    assert response.status_code == 404
+    assert "999" in response.json()["message"]
+
+
+def test_bearer_auth_when_required(versions, target_for):
+    """The token comes from the Serve node's environment (CONVEYOR_SERVE_TOKEN, set for the
+    test cluster); health and the OpenAPI document stay open."""
+    from pipelines.settings import get_settings
+
+    token = get_settings().serve_token.get_secret_value()
+    assert token
+    target = target_for("pm-auth", require_auth=True, token=token)
+    deploy(target, versions["a"])  # its smoke requests carry the token
+
+    url = f"{target.endpoint}/predict"
+    assert httpx.post(url, json=GOOD, timeout=30).status_code == 401
+    wrong = httpx.post(url, json=GOOD, headers={"Authorization": "Bearer nope"}, timeout=30)
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+    assert token not in wrong.text
+    ok = httpx.post(url, json=GOOD, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert ok.status_code == 200 and token not in ok.text
+    assert httpx.get(f"{target.endpoint}/metadata", timeout=30).status_code == 401
+    assert httpx.get(f"{target.endpoint}/healthz", timeout=30).status_code == 200
+    assert httpx.get(f"{target.endpoint}/openapi.json", timeout=30).status_code == 200

@@ -1,0 +1,147 @@
+"""Rollouts on a real Ray Serve under live load: zero downtime, a broken version rolled back
+automatically, canary split / promotion / rollback, shadow traffic, and other applications
+on the cluster left alone."""
+
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from pipelines.rollout import (
+    ServeAdmin,
+    current_routing,
+    deploy,
+    promote_canary,
+    rollback,
+    start_canary,
+    start_shadow,
+)
+from pipelines.routing import version_app_name
+from pipelines.serving import SAMPLE_RECORDS, DeployError
+from tests.integration.serving.conftest import Load, failures, p99
+
+pytestmark = pytest.mark.integration
+
+
+def _apps(target) -> set[str]:
+    return {n for n in ServeAdmin(target.dashboard).configs() if target.owns(n)}
+
+
+def test_redeploy_under_load_has_zero_downtime(versions, target_for):
+    target = target_for("pm-zero")
+    deploy(target, versions["a"])
+    with Load(target.endpoint, rate=20) as load:
+        time.sleep(12)  # steady state
+        switch_start = time.perf_counter()
+        result = deploy(target, versions["b"])
+        switch_end = time.perf_counter()
+        time.sleep(3)
+    steady = load.since(0, switch_start)
+    during = load.since(switch_start, switch_end + 3)
+    assert not failures(load.results), failures(load.results)[:5]
+    assert len(during) > 20, "the load did not run during the rollout"
+    served = [r[2] for r in during]
+    assert set(served) == {versions["a"], versions["b"]}
+    after_switch = served[served.index(versions["b"]) :]
+    assert after_switch == [versions["b"]] * len(after_switch)  # no flapping back
+    ratio = p99(during) / p99(steady)
+    print(f"p99 steady={p99(steady) * 1000:.1f}ms during={p99(during) * 1000:.1f}ms x{ratio:.2f}")
+    assert ratio <= 2.0
+    assert result.removed == [version_app_name(target.app_name, versions["a"])]
+    assert current_routing(target).previous == versions["a"]
+
+
+def test_a_version_that_fails_its_health_check_never_gets_traffic(versions, target_for):
+    target = target_for("pm-bad")
+    deploy(target, versions["a"])
+    with Load(target.endpoint, rate=20) as load:
+        time.sleep(2)
+        with pytest.raises(DeployError, match="rolled back.*still serving version"):
+            deploy(target, versions["nan"])
+        time.sleep(2)
+    assert not failures(load.results), failures(load.results)[:5]
+    assert {r[2] for r in load.results} == {versions["a"]}
+    assert current_routing(target).stable == versions["a"]
+    assert _apps(target) == {target.app_name, version_app_name(target.app_name, versions["a"])}
+
+
+def test_canary_split_then_promote_then_rollback(versions, target_for):
+    a, b = versions["a"], versions["b"]
+    target = target_for("pm-canary")
+    deploy(target, a)
+    start_canary(target, b, fraction=0.5)
+    with httpx.Client(timeout=30) as client:
+        answers = [
+            client.post(f"{target.endpoint}/predict", json=SAMPLE_RECORDS[0]).json()
+            for _ in range(200)
+        ]
+    by = Counter((x["model_version"], x["served_by"]) for x in answers)
+    assert set(by) == {(a, "stable"), (b, "canary")}
+    assert 60 <= by[(b, "canary")] <= 140, by  # 0.5 of 200, far outside 5 sigma otherwise
+
+    promote_canary(target)
+    routing = current_routing(target)
+    assert (routing.stable, routing.canary, routing.previous) == (b, None, a)
+    assert _apps(target) == {target.app_name, version_app_name(target.app_name, b)}
+
+    rollback(target)  # no canary or shadow left: back to the previous stable version
+    assert current_routing(target).stable == a
+    answer = httpx.post(f"{target.endpoint}/predict", json=SAMPLE_RECORDS[0], timeout=30)
+    assert answer.json()["model_version"] == a
+
+
+def test_shadow_gets_copies_but_never_answers(versions, target_for):
+    a, b = versions["a"], versions["b"]
+    target = target_for("pm-shadow")
+    deploy(target, a)
+    start_shadow(target, b)
+    with httpx.Client(timeout=30) as client:
+        served = {
+            client.post(f"{target.endpoint}/predict", json={"records": SAMPLE_RECORDS}).json()[
+                "model_version"
+            ]
+            for _ in range(30)
+        }
+        assert served == {a}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            stats = client.get(f"{target.endpoint}/metadata").json()["shadow_stats"]
+            if stats["compared"] >= 30:
+                break
+            time.sleep(0.5)
+    assert stats["compared"] >= 30 and stats["errors"] == 0, stats
+
+    rollback(target)  # ends the shadow
+    routing = current_routing(target)
+    assert (routing.stable, routing.shadow) == (a, None)
+    assert _apps(target) == {target.app_name, version_app_name(target.app_name, a)}
+
+
+def test_other_applications_are_left_alone(versions, target_for):
+    bystander = target_for("bystander")
+    deploy(bystander, versions["a"])
+    admin = ServeAdmin(bystander.dashboard)
+    before = {n: c for n, c in admin.configs().items() if bystander.owns(n)}
+
+    ours = target_for("pm-ours")
+    deploy(ours, versions["a"])
+    deploy(ours, versions["b"])
+    with pytest.raises(DeployError):
+        deploy(ours, versions["nan"])
+
+    after = {n: c for n, c in admin.configs().items() if bystander.owns(n)}
+    assert after == before
+    statuses = admin.status()["applications"]
+    assert all(statuses[n]["status"] == "RUNNING" for n in before)
+    answer = httpx.post(f"{bystander.endpoint}/predict", json=SAMPLE_RECORDS[0], timeout=30)
+    assert answer.status_code == 200 and answer.json()["model_version"] == versions["a"]
+
+
+def test_repeating_a_deploy_changes_nothing(versions, target_for):
+    target = target_for("pm-again")
+    first = deploy(target, versions["a"])
+    again = deploy(target, versions["a"])
+    assert first.started == [version_app_name(target.app_name, versions["a"])]
+    assert again.started == [] and again.removed == []
+    assert current_routing(target).stable == versions["a"]

@@ -19,7 +19,7 @@ from pipelines.features import Scaler, feature_matrix
 from pipelines.ingest import ingest_day
 from pipelines.model import save_model_dir
 from pipelines.registry import register_training
-from pipelines.rollout import ServeAdmin, target_from_settings
+from pipelines.rollout import ServeAdmin, deploy, target_from_settings
 from pipelines.serving import SAMPLE_RECORDS
 from pipelines.sources.generator import GeneratorConfig
 from ray_jobs.train import run_local
@@ -54,6 +54,26 @@ def versions(local_stack, tmp_path_factory) -> dict[str, str]:
         key = f"serving-test-{label}"
         out[label] = register_training(local_stack.tracking_uri, MODEL, result, key).version
     return out
+
+
+@pytest.fixture(scope="session")
+def served(versions, local_stack):
+    """Version "a" behind its router, deployed once for the endpoint tests (removed after)."""
+    target = target_from_settings(
+        local_stack,
+        app_name="pm-endpoint",
+        route_prefix="/pm-endpoint",
+        model_name=MODEL,
+        predictor={"max_batch_size": 16},
+    )
+    deploy(target, versions["a"])
+    yield target
+    admin = ServeAdmin(target.dashboard)
+    admin.put(
+        [c for n, c in admin.configs().items() if not target.owns(n)],
+        target.http_host,
+        target.http_port,
+    )
 
 
 @pytest.fixture

@@ -15,29 +15,6 @@ pytestmark = pytest.mark.integration
 GOOD = SAMPLE_RECORDS[0]
 
 
-@pytest.fixture(scope="module")
-def served(versions, local_stack):
-    """Version "a" behind its router, deployed once for the module (removed afterwards)."""
-    from pipelines.rollout import ServeAdmin, target_from_settings
-    from tests.integration.serving.conftest import MODEL
-
-    target = target_from_settings(
-        local_stack,
-        app_name="pm-endpoint",
-        route_prefix="/pm-endpoint",
-        model_name=MODEL,
-        predictor={"max_batch_size": 16},
-    )
-    deploy(target, versions["a"])
-    yield target
-    admin = ServeAdmin(target.dashboard)
-    admin.put(
-        [c for n, c in admin.configs().items() if not target.owns(n)],
-        target.http_host,
-        target.http_port,
-    )
-
-
 def test_one_record_or_a_batch_and_the_answer_names_the_version(served, versions):
     one = httpx.post(f"{served.endpoint}/predict", json=GOOD, timeout=30)
     assert one.status_code == 200, one.text

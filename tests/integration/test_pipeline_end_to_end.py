@@ -90,7 +90,7 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
         ROOT / "dags" / "predictive_maintenance.py",
         "predictive_maintenance",
         "2026-11-03T12:00:00+00:00",
-        {**conf, "min_f1": 0.99},
+        {**conf, "min_f1": 0.99, "deploy_mode": "canary"},
     )
     assert result["state"] == "success", f"{result}\n{stdout[-6000:]}"
     assert set(result["tasks"].values()) == {"success"}, result
@@ -100,3 +100,6 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     assert client.get_model_version_by_alias(local_stack.model_name, "champion").version == "1"
     response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
     assert response.json()["model_version"] == "1"
+    # deploy_mode canary with the champion kept: nothing to canary, version 1 stays stable
+    health = httpx.get(f"{endpoint}/healthz", timeout=30).json()
+    assert health["routing"]["stable"] == "1" and health["routing"]["canary"] is None

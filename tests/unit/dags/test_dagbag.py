@@ -1,5 +1,6 @@
 """The DAG folder parses quickly, without errors, into the expected, retriable tasks."""
 
+import copy
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ def dagbag():
 
 def test_no_import_errors_and_expected_dags(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"predictive_maintenance"}
+    assert set(dagbag.dag_ids) == {"predictive_maintenance", "serving_rollout"}
 
 
 def test_tasks_are_linked_in_order_and_retriable(dagbag):
@@ -39,13 +40,38 @@ def test_schedule_and_params(dagbag):
     assert dag.catchup is False
     assert dag.start_date.tzinfo is not None
     assert {"days", "source", "epochs", "num_workers", "use_gpu"} <= set(dag.params)
+    assert {"deploy_mode", "canary_fraction"} <= set(dag.params)
     assert dag.doc_md and "Ray" in dag.doc_md
 
 
-def test_dag_file_parses_without_heavy_imports():
+def test_rollout_dag_offers_every_action_and_validates_the_version(dagbag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    dag = dagbag.dags["serving_rollout"]
+    assert dag.schedule is None or str(dag.timetable.summary) in ("None", "")
+    params = dag.params
+    assert set(params.get_param("action").schema["enum"]) == {
+        "deploy",
+        "canary",
+        "shadow",
+        "promote",
+        "rollback",
+    }
+    ok = copy.deepcopy(params)
+    ok.update({"action": "canary", "version": "3", "fraction": 0.2})
+    ok.validate()
+    bad = copy.deepcopy(params)
+    with pytest.raises(ParamValidationError, match="version"):
+        bad.update({"version": "three"})
+        bad.validate()
+    assert dag.get_task("smoke_test") in dag.get_task("rollout").downstream_list
+
+
+@pytest.mark.parametrize("name", ["predictive_maintenance.py", "serving_rollout.py"])
+def test_dag_file_parses_without_heavy_imports(name):
     """A fresh interpreter imports the DAG file; pandas/torch/ray/GX/MLflow stay unloaded, which
     is what keeps parsing fast (no wall-clock threshold here: machines are noisy)."""
-    dag_file = str(ROOT / "dags" / "predictive_maintenance.py")
+    dag_file = str(ROOT / "dags" / name)
     code = (
         "import json, sys, importlib.util as u;"
         f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'plugins')!r}];"

@@ -1,0 +1,33 @@
+"""The serving baseline for ``bench.serve_latency``: the same model directory and the same
+request validation as the Serve app, in a plain FastAPI app under one uvicorn worker (no
+router hop, no batching)."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+from fastapi import FastAPI
+
+from pipelines.model import LoadedModel
+from ray_jobs.serve_app import PredictRequest
+
+app = FastAPI()
+model = LoadedModel(os.environ["BENCH_MODEL_DIR"])
+
+
+@app.get("/healthz")
+def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@app.post("/predict")
+def predict(body: PredictRequest) -> dict:
+    frame = pd.DataFrame([r.model_dump() for r in body.records])
+    probabilities = model.predict_proba(frame).tolist()
+    return {
+        "model_version": "baseline",
+        "predictions": [
+            {"failure_probability": p, "failure": p >= model.threshold} for p in probabilities
+        ],
+    }

@@ -1,0 +1,208 @@
+"""Serving benchmarks, side by side in one run on one machine:
+
+1. latency (p50, p99; one client, sequential) and maximum throughput (16 concurrent clients)
+   of the Ray Serve endpoint (router + predictor, as deployed by ``pipelines.rollout``) vs a
+   plain FastAPI app under uvicorn serving the same model directory with the same validation;
+2. batched (``max_batch_size=32``) vs unbatched (``max_batch_size=1``) predictor throughput
+   and p99 at saturation (64 concurrent clients, one record each).
+
+Rounds alternate between the two sides, so drift hits both. Prints ratios; not a test.
+Run: ``python -m bench.serve_latency`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from bench._common import free_port
+from pipelines.serving import SAMPLE_RECORDS
+
+ROOT = Path(__file__).resolve().parents[1]
+ONE = {"records": SAMPLE_RECORDS[:1]}
+
+
+def _percentiles(latencies: list[float]) -> tuple[float, float]:
+    return float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99))
+
+
+def sequential(url: str, n: int) -> list[float]:
+    out = []
+    with httpx.Client(timeout=30) as client:
+        for _ in range(n):
+            started = time.perf_counter()
+            response = client.post(url, json=ONE)
+            out.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+    return out
+
+
+async def _saturate(url: str, clients: int, seconds: float) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def worker():
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.post(url, json=ONE)
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return len(latencies) / elapsed, latencies
+
+
+def saturate(url: str, clients: int, seconds: float) -> tuple[float, list[float]]:
+    return asyncio.run(_saturate(url, clients, seconds))
+
+
+def _model(work: Path, tracking_uri: str) -> tuple[str, Path]:
+    from pipelines import lake
+    from pipelines.features import Scaler, feature_matrix
+    from pipelines.ingest import ingest_day
+    from pipelines.model import save_model_dir
+    from pipelines.registry import register_training
+    from pipelines.sources.generator import GeneratorConfig
+    from ray_jobs.train import run_local
+
+    day = dt.date(2026, 11, 1)
+    ingest_day(day, str(work / "lake"), generator=GeneratorConfig(machines=10, minutes=720))
+    scaler = Scaler.fit(feature_matrix(lake.read_partition(str(work / "lake"), day)))
+    config = {
+        "files": lake.partition_files(str(work / "lake"), [day]),
+        "scaler": scaler.as_dict(),
+        "epochs": 2,
+        "batch_size": 256,
+        "lr": 3e-3,
+        "hidden": 64,
+        "seed": 0,
+        "pos_weight": 5.0,
+    }
+    state = run_local(config)["state_dict"]
+    directory = save_model_dir(work / "model", state, scaler, {"hidden": 64, "threshold": 0.5})
+    result = {"model_dir": str(directory), "train_dates": [day.isoformat()], "metrics": {}}
+    version = register_training(tracking_uri, "bench_serving", result, "bench").version
+    return version, directory
+
+
+def _baseline(model_dir: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "BENCH_MODEL_DIR": str(model_dir)}
+    argv = [sys.executable, "-m", "uvicorn", "bench.fastapi_baseline:app", "--port", str(port)]
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
+    for _ in range(120):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the FastAPI baseline did not start")
+
+
+def main() -> None:
+    from conveyor.processes import stop
+    from conveyor.stack import start_mlflow, start_ray
+    from pipelines.rollout import deploy, target_from_settings
+    from pipelines.settings import ConveyorSettings
+
+    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    ports = (
+        "RAY_GCS",
+        "RAY_DASHBOARD",
+        "RAY_CLIENT",
+        "RAY_DASHBOARD_AGENT",
+        "SERVE_HTTP",
+        "MLFLOW",
+    )
+    os.environ.update({f"CONVEYOR_{p}_PORT": str(free_port()) for p in ports})
+    os.environ.update(CONVEYOR_HOME=str(work), CONVEYOR_RAY_NUM_CPUS="4")
+    settings = ConveyorSettings()
+    services = [start_ray(settings), start_mlflow(settings)]
+    baseline = None
+    try:
+        version, model_dir = _model(work, settings.tracking_uri)
+        common = {"model_name": "bench_serving"}
+        batched = target_from_settings(
+            settings, app_name="bench-batched", route_prefix="/batched", **common,
+            predictor={"max_batch_size": 32, "batch_wait_timeout_s": 0.005},
+        )  # fmt: skip
+        unbatched = target_from_settings(
+            settings, app_name="bench-unbatched", route_prefix="/unbatched", **common,
+            predictor={"max_batch_size": 1, "batch_wait_timeout_s": 0.0},
+        )  # fmt: skip
+        deploy(batched, version)
+        deploy(unbatched, version)
+        port = free_port()
+        baseline = _baseline(model_dir, port)
+        urls = {
+            "fastapi": f"http://127.0.0.1:{port}/predict",
+            "serve": f"{batched.endpoint}/predict",
+        }
+        for url in urls.values():
+            sequential(url, 50)  # warm-up
+
+        print("== latency, one client, sequential (5 rounds x 300 requests, alternating)")
+        lat = {name: [] for name in urls}
+        for _ in range(5):
+            for name, url in urls.items():
+                lat[name].extend(sequential(url, 300))
+        p = {name: _percentiles(values) for name, values in lat.items()}
+        for name, (p50, p99) in p.items():
+            ms = f"p50={p50 * 1000:6.2f} ms  p99={p99 * 1000:6.2f} ms"
+            print(f"{name:8s} {ms}  p99/p50={p99 / p50:4.2f}")
+        overhead = (p["serve"][0] - p["fastapi"][0]) * 1000
+        print(f"Serve p50 overhead: {overhead:.2f} ms (target <= 3 ms)")
+        print(f"Serve p99/p50: {p['serve'][1] / p['serve'][0]:.2f} (target <= 2.5)")
+
+        print("== throughput, 16 concurrent clients (3 rounds x 10 s, alternating)")
+        rps = {name: [] for name in urls}
+        for _ in range(3):
+            for name, url in urls.items():
+                rps[name].append(saturate(url, 16, 10)[0])
+        for name, values in rps.items():
+            print(f"{name:8s} {statistics.median(values):7.1f} req/s")
+        ratio = statistics.median(rps["serve"]) / statistics.median(rps["fastapi"])
+        print(f"Serve / FastAPI max throughput: {ratio:.2f}")
+
+        print("== batching at saturation, 64 concurrent clients (3 rounds x 10 s, alternating)")
+        sides = {"batched": batched.endpoint, "unbatched": unbatched.endpoint}
+        result = {name: ([], []) for name in sides}
+        for _ in range(3):
+            for name, endpoint in sides.items():
+                throughput, latencies = saturate(f"{endpoint}/predict", 64, 10)
+                result[name][0].append(throughput)
+                result[name][1].extend(latencies)
+        summary = {}
+        for name, (throughputs, latencies) in result.items():
+            summary[name] = (statistics.median(throughputs), _percentiles(latencies)[1])
+            print(f"{name:9s} {summary[name][0]:7.1f} req/s  p99={summary[name][1] * 1000:7.1f} ms")
+        gain = summary["batched"][0] / summary["unbatched"][0]
+        p99_ratio = summary["batched"][1] / summary["unbatched"][1]
+        print(f"batched / unbatched throughput: {gain:.2f} (target >= 3)")
+        print(f"batched / unbatched p99: {p99_ratio:.2f} (target <= 1.5)")
+    finally:
+        if baseline is not None:
+            baseline.terminate()
+            baseline.wait(timeout=30)
+        for record in reversed(services):
+            stop(record)
+
+
+if __name__ == "__main__":
+    main()

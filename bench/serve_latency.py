@@ -3,8 +3,8 @@
 1. latency (p50, p99; one client, sequential) and maximum throughput (16 concurrent clients)
    of the Ray Serve endpoint (router + predictor, as deployed by ``pipelines.rollout``) vs a
    plain FastAPI app under uvicorn serving the same model directory with the same validation;
-2. batched (``max_batch_size=32``) vs unbatched (``max_batch_size=1``) predictor throughput
-   and p99 at saturation (64 concurrent clients, one record each).
+2. batched (``max_batch_size=32``, 2 ms wait) vs unbatched (``max_batch_size=1``) predictor
+   throughput and p99 at saturation (64 concurrent clients, one record each).
 
 Rounds alternate between the two sides, so drift hits both. Prints ratios; not a test.
 Run: ``python -m bench.serve_latency`` from the repository root.
@@ -44,6 +44,16 @@ def sequential(url: str, n: int) -> list[float]:
             response = client.post(url, json=ONE)
             out.append(time.perf_counter() - started)
             assert response.status_code == 200, response.text
+    return out
+
+
+def _get_latencies(url: str, n: int) -> list[float]:
+    out = []
+    with httpx.Client(timeout=30) as client:
+        for _ in range(n):
+            started = time.perf_counter()
+            client.get(url).raise_for_status()
+            out.append(time.perf_counter() - started)
     return out
 
 
@@ -140,7 +150,7 @@ def main() -> None:
         common = {"model_name": "bench_serving"}
         batched = target_from_settings(
             settings, app_name="bench-batched", route_prefix="/batched", **common,
-            predictor={"max_batch_size": 32, "batch_wait_timeout_s": 0.005},
+            predictor={"max_batch_size": 32, "batch_wait_timeout_s": 0.002},
         )  # fmt: skip
         unbatched = target_from_settings(
             settings, app_name="bench-unbatched", route_prefix="/unbatched", **common,
@@ -166,6 +176,8 @@ def main() -> None:
         for name, (p50, p99) in p.items():
             ms = f"p50={p50 * 1000:6.2f} ms  p99={p99 * 1000:6.2f} ms"
             print(f"{name:8s} {ms}  p99/p50={p99 / p50:4.2f}")
+        floor = statistics.median(_get_latencies(f"{batched.endpoint}/healthz", 300)) * 1000
+        print(f"Serve floor (HTTP proxy + router replica, no model call): p50={floor:.2f} ms")
         overhead = (p["serve"][0] - p["fastapi"][0]) * 1000
         print(f"Serve p50 overhead: {overhead:.2f} ms (target <= 3 ms)")
         print(f"Serve p99/p50: {p['serve'][1] / p['serve'][0]:.2f} (target <= 2.5)")

@@ -147,6 +147,70 @@ def start_airflow(settings: ConveyorSettings, timeout: float = 300.0) -> Service
     return record
 
 
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def airflow_server_env(
+    settings: ConveyorSettings, sql_alchemy_conn: str, password: str, jwt_secret: str
+) -> dict[str, str]:
+    """Airflow as on a server: a PostgreSQL metadata DB, LocalExecutor, each component its
+    own process (the docker-compose services run the same commands with the same settings)."""
+    home = settings.home_dir / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({AIRFLOW_USER: password}))
+    passwords.chmod(0o600)
+    env = airflow_env(settings)
+    env.update(
+        {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn,
+            # psycopg 3 serves both; Airflow would otherwise want asyncpg for the async engine.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": sql_alchemy_conn.replace(
+                "postgresql+psycopg://", "postgresql+psycopg_async://"
+            ),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_base_url}/execution/",
+        }
+    )
+    return env
+
+
+def migrate_airflow_db(settings: ConveyorSettings, env: dict[str, str]) -> None:
+    """``airflow db migrate``: create or upgrade the metadata schema (idempotent)."""
+    import subprocess
+
+    log_path = settings.home_dir / "logs" / "airflow-db-migrate.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        done = subprocess.run(
+            [_bin("airflow"), "db", "migrate"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    if done.returncode != 0:
+        raise StackError(f"airflow db migrate failed (exit {done.returncode}); see {log_path}")
+
+
+def start_airflow_component(
+    settings: ConveyorSettings, component: str, env: dict[str, str], timeout: float = 300.0
+) -> ServiceRecord:
+    """One Airflow component (``airflow <component>``) as its own process. The api-server is
+    ready when it answers health; the others when their process is up (the test waits on the
+    behaviour it needs)."""
+    if component not in AIRFLOW_COMPONENTS:
+        raise StackError(f"unknown Airflow component {component!r}")
+    argv = [_bin("airflow"), component]
+    if component == "api-server":
+        argv += ["--host", settings.host, "--port", str(settings.airflow_port)]
+    log_path = settings.home_dir / "logs" / f"airflow-{component}.log"
+    url = settings.airflow_base_url
+    proc, record = spawn(f"airflow-{component}", argv, log_path, env, url, cwd=PROJECT_ROOT)
+    if component == "api-server":
+        health = f"{url}/api/v2/monitor/health"
+        wait_until(lambda: _ok(health), "Airflow api-server", timeout, proc, log_path)
+    return record
+
+
 class Stack:
     """What ``conveyor up`` started, persisted so ``down`` stops exactly that."""
 

@@ -231,7 +231,12 @@ def _train(config: dict):
         history.append(metrics)
         if distributed:
             _report_epoch(model, optimizer, epoch, metrics, rank, history)
-    return (model.module if hasattr(model, "module") else model), history
+    return _unwrap(model), history
+
+
+def _unwrap(model):
+    """The bare network: DDP wraps it in ``.module``, a single worker's model is not wrapped."""
+    return model.module if hasattr(model, "module") else model
 
 
 def _report_epoch(model, optimizer, epoch: int, metrics: dict, rank: int, history: list) -> None:
@@ -243,7 +248,7 @@ def _report_epoch(model, optimizer, epoch: int, metrics: dict, rank: int, histor
         checkpoint = None
         if rank == 0:
             state = {
-                "model": model.module.state_dict(),
+                "model": _unwrap(model).state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "epoch": epoch,
                 "history": history,

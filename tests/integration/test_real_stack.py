@@ -1,0 +1,142 @@
+"""Airflow as on a server, for real: a PostgreSQL metadata DB, LocalExecutor, and the
+api-server, scheduler, dag-processor and triggerer as separate processes, next to the test
+Ray head and MLflow. The pipeline is triggered through the REST API (JWT from
+``POST /auth/token``), the scheduler is SIGKILLed mid-run and restarted, and the run must
+still succeed with no task attempted twice.
+
+Needs PostgreSQL at ``CONVEYOR_TEST_POSTGRES_URL`` (default: the machine's trust-auth server
+on 127.0.0.1:5432); the test creates its own database and drops it afterwards.
+"""
+
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import time
+import uuid
+
+import httpx
+import pytest
+
+from conveyor.airflow_api import AirflowAPI
+from conveyor.processes import stop, wait_until
+from conveyor.stack import (
+    AIRFLOW_USER,
+    airflow_server_env,
+    migrate_airflow_db,
+    start_airflow_component,
+)
+from pipelines.settings import ConveyorSettings
+from tests.integration.conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+DAG_ID = "predictive_maintenance"
+POSTGRES = os.environ.get("CONVEYOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture
+def metadata_db():
+    """A fresh PostgreSQL database for Airflow's metadata, dropped afterwards."""
+    import psycopg
+
+    name = f"conveyor_it_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def server_airflow(local_stack, metadata_db, tmp_path):
+    """The four Airflow components as separate processes; all stopped by PID afterwards."""
+    settings = ConveyorSettings(
+        home=tmp_path / "home", airflow_port=free_port(), model_name="pm_real_stack"
+    )
+    password = secrets.token_urlsafe(16)
+    env = airflow_server_env(settings, metadata_db, password, secrets.token_urlsafe(32))
+    env["AIRFLOW_CONN_CONVEYOR_RAY"] = json.dumps(
+        {"conn_type": "ray", "host": local_stack.host, "port": local_stack.ray_dashboard_port}
+    )
+    # Only the run this test triggers: the daily schedule would add one for yesterday.
+    env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
+    migrate_airflow_db(settings, env)
+    records = {}
+    try:
+        for component in ("api-server", "dag-processor", "triggerer", "scheduler"):
+            records[component] = start_airflow_component(settings, component, env)
+        yield settings, env, password, records
+    finally:
+        for record in records.values():
+            stop(record)
+
+
+def _states(api: AirflowAPI, run_id: str) -> dict[str, dict]:
+    return {ti["task_id"]: ti for ti in api.task_instances(DAG_ID, run_id)}
+
+
+def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
+    settings, env, password, records = server_airflow
+    url = settings.airflow_base_url
+
+    # No token, no API.
+    assert httpx.get(f"{url}/api/v2/dags", timeout=30).status_code == 401
+    api = AirflowAPI(url, AIRFLOW_USER, password)
+    wait_until(lambda: api.dag(DAG_ID)["is_paused"] is False, "DAG parsed and unpaused", 180)
+
+    run_id = f"rest-{uuid.uuid4().hex[:8]}"
+    conf = {
+        "days": 1,
+        "machines": 10,
+        "epochs": 1,
+        "num_workers": 1,
+        "min_f1": 0.0,
+        "deploy_mode": "none",
+    }
+    now = dt.datetime.now(dt.UTC).isoformat()
+    created = api.trigger(DAG_ID, now, conf, run_id=run_id)
+    assert created["dag_run_id"] == run_id and created["conf"] == conf
+    # The same dag_run_id again: refused with 409, and still one run.
+    again = httpx.post(
+        f"{url}/api/v2/dags/{DAG_ID}/dagRuns",
+        json={"dag_run_id": run_id, "logical_date": None, "conf": conf},
+        headers={"Authorization": f"Bearer {api.token()}"},
+        timeout=30,
+    )
+    assert again.status_code == 409, again.text
+    runs = api._call("GET", f"/dags/{DAG_ID}/dagRuns").json()["dag_runs"]
+    assert [r["dag_run_id"] for r in runs] == [run_id]
+
+    # Mid-run (training deferred to the triggerer or running), the scheduler dies hard.
+    wait_until(
+        lambda: _states(api, run_id)["train"]["state"] in ("deferred", "running", "success"),
+        "train started",
+        300,
+    )
+    os.kill(records["scheduler"].pid, signal.SIGKILL)
+    time.sleep(3)
+    records["scheduler"] = start_airflow_component(settings, "scheduler", env)
+
+    wait_until(
+        lambda: api.run(DAG_ID, run_id)["state"] in ("success", "failed"), "run finished", 600
+    )
+    states = _states(api, run_id)
+    assert api.run(DAG_ID, run_id)["state"] == "success", {t: s["state"] for t, s in states.items()}
+    assert {t: s["state"] for t, s in states.items()} == {
+        "ingest": "success",
+        "validate": "success",
+        "train": "success",
+        "register": "success",
+        "promote": "success",
+        "deploy": "skipped",  # deploy_mode none
+        "smoke_test": "skipped",
+    }
+    # No task was attempted twice: the killed scheduler's work was not rerun beside itself.
+    assert {t: s["try_number"] for t, s in states.items() if s["state"] == "success"} == {
+        t: 1 for t, s in states.items() if s["state"] == "success"
+    }
+    api.close()

@@ -15,7 +15,7 @@ from pipelines.serving import SAMPLE_RECORDS, predict
 from pipelines.settings import ConveyorSettings
 
 DAG_ID = "predictive_maintenance"
-TASKS = ("ingest", "validate", "train", "register", "promote", "deploy", "smoke_test")
+TASKS = ("ingest", "validate", "train", "register", "promote", "deploy", "smoke_test", "report")
 
 
 def _say(message: str) -> None:

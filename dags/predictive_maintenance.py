@@ -22,7 +22,10 @@ run for [D, D+1) ends at D; a manual run ends the day before it was triggered):
    (promote or roll back with the `serving_rollout` DAG), `shadow` sends it copies of live
    requests, `none` deploys nothing. A version that fails to start or fails its smoke
    requests is rolled back automatically; the old one never stops serving;
-7. **smoke_test** the live endpoint with real requests.
+7. **smoke_test** the live endpoint with real requests;
+8. **report**: one page for the run (rows ingested, validation, training curve, holdout metrics,
+   registered and served version, endpoint), written whatever happened (**Run report**
+   button); it fails when an upstream task failed, so the run's state stays the pipeline's.
 
 Trigger it from the UI (the form below), on its daily schedule (backfills: one partition per
 date), or through the REST API (`POST /api/v2/dags/predictive_maintenance/dagRuns`).
@@ -36,6 +39,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from conveyor_provider.operators.ray_job import RayJobOperator
+from conveyor_provider.operators.report import RunReportOperator
 from conveyor_provider.operators.validation import DataValidationOperator
 
 RETRIES = {"retries": 2, "retry_delay": timedelta(seconds=10), "retry_exponential_backoff": True}
@@ -226,7 +230,7 @@ def predictive_maintenance():
             dag_run_id=run_id,
         ).as_dict()
 
-    @task.short_circuit
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
     def promote(version: dict, params=None) -> str | None:
         """The version to serve: the challenger if it passes the quality bar and beats the
         champion on the same holdout, else the champion (re-deploying it is a no-op, and it
@@ -262,19 +266,17 @@ def predictive_maintenance():
     @task
     def smoke_test(rollout: dict) -> dict:
         """From the Airflow side: the endpoint answers with a version the routing names."""
-        from pipelines.serving import smoke_test as run_smoke_test
+        from pipelines.serving import smoke_test_routing
         from pipelines.settings import get_settings
 
-        routing = rollout["routing"]
-        token = get_settings().serve_token.get_secret_value()
-        return run_smoke_test(
-            rollout["endpoint"], (routing["stable"], routing["canary"]), token=token
-        )
+        settings = get_settings()
+        token = settings.serve_token.get_secret_value()
+        return smoke_test_routing(settings.serve_endpoint, rollout["routing"], token=token)
 
     validate >> train
     registered = register(train.output)
     promote(registered) >> deploy
-    smoke_test(deploy.output)
+    smoke_test(deploy.output) >> RunReportOperator(task_id="report")
 
 
 predictive_maintenance()

@@ -72,14 +72,12 @@ def serving_rollout():
     @task
     def smoke_test(result: dict) -> dict:
         """From the Airflow side: the endpoint answers with a version the routing names."""
-        from pipelines.serving import smoke_test as run_smoke_test
+        from pipelines.serving import smoke_test_routing
         from pipelines.settings import get_settings
 
-        routing = result["routing"]
-        token = get_settings().serve_token.get_secret_value()
-        return run_smoke_test(
-            result["endpoint"], (routing["stable"], routing["canary"]), token=token
-        )
+        settings = get_settings()
+        token = settings.serve_token.get_secret_value()
+        return smoke_test_routing(settings.serve_endpoint, result["routing"], token=token)
 
     smoke_test(rollout.output)
 

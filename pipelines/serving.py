@@ -104,3 +104,9 @@ def smoke_test(
         "model_version": answer["model_version"],
         "predictions": predictions,
     }
+
+
+def smoke_test_routing(endpoint: str, routing: dict, token: str = "") -> dict:
+    """Smoke-test the live endpoint against a rollout's routing: the answer must come from the
+    stable version or the canary."""
+    return smoke_test(endpoint, (routing["stable"], routing.get("canary")), token=token)

@@ -38,6 +38,9 @@ class ConveyorSettings(BaseSettings):
     ray_address: str | None = None
     """Ray Jobs / dashboard HTTP address; defaults to ``http://<host>:<ray_dashboard_port>``."""
     serve_http_port: int = 8000
+    serve_url: str | None = None
+    """How clients reach Serve's HTTP proxy; defaults to ``http://<host>:<serve_http_port>``
+    (set it when ``host`` is a bind address such as 0.0.0.0, as in docker-compose)."""
 
     mlflow_port: int = 5001
     mlflow_tracking_uri: str | None = None
@@ -78,7 +81,7 @@ class ConveyorSettings(BaseSettings):
 
     @property
     def serve_base_url(self) -> str:
-        return f"http://{self.host}:{self.serve_http_port}"
+        return self.serve_url or f"http://{self.host}:{self.serve_http_port}"
 
     @property
     def serve_endpoint(self) -> str:
@@ -112,6 +115,11 @@ class ConveyorSettings(BaseSettings):
     @property
     def validation_dir(self) -> Path:
         return self.home_dir / "validation"
+
+    @property
+    def reports_dir(self) -> Path:
+        """One page per pipeline run (``pipelines.report``), served at /conveyor/reports."""
+        return self.home_dir / "reports"
 
 
 def get_settings() -> ConveyorSettings:

@@ -48,6 +48,12 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     assert registered.tags["train_dates"] == "2026-11-01,2026-11-02"
     assert {"manifest.2026-11-01", "manifest.2026-11-02", "git_commit"} <= set(registered.tags)
 
+    # The run's report page: data, validation, training curve, metrics, what is served.
+    report = _report_markdown(local_stack, result["run_id"])
+    assert "| 2026-11-01 |" in report and "passed (" in report
+    assert "| f1 |" in report and "predictive_maintenance version 1" in report
+    assert "served version: 1" in report and "/predict" in report
+
     # The served endpoint answers a prediction itself, from this process.
     endpoint = f"{local_stack.serve_base_url}{local_stack.serve_route_prefix}"
     response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
@@ -78,6 +84,8 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     assert {result["tasks"][t] for t in ("train", "register", "deploy", "smoke_test")} == {
         "upstream_failed"
     }, result
+    assert result["tasks"]["report"] == "failed"  # written, and failing with the run
+    assert "validate: **failed**" in _report_markdown(local_stack, result["run_id"])
     assert dt.date(2026, 11, 3) not in lake.committed_dates(local_stack.lake)
     quarantined = Path(local_stack.lake) / "_quarantine" / "telemetry" / "date=2026-11-03"
     assert len(list(quarantined.iterdir())) == 1
@@ -103,3 +111,11 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     # deploy_mode canary with the champion kept: nothing to canary, version 1 stays stable
     health = httpx.get(f"{endpoint}/healthz", timeout=30).json()
     assert health["routing"]["stable"] == "1" and health["routing"]["canary"] is None
+
+
+def _report_markdown(settings, run_id: str) -> str:
+    from pipelines.report import report_dir
+
+    return (
+        report_dir(settings.reports_dir, "predictive_maintenance", run_id) / "report.md"
+    ).read_text()

@@ -8,6 +8,7 @@ Needs PostgreSQL at ``CONVEYOR_TEST_POSTGRES_URL`` (default: the machine's trust
 on 127.0.0.1:5432); the test creates its own database and drops it afterwards.
 """
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -27,12 +28,15 @@ from conveyor.stack import (
     migrate_airflow_db,
     start_airflow_component,
 )
+from pipelines.rollout import ServeAdmin, target_from_settings
+from pipelines.serving import SAMPLE_RECORDS
 from pipelines.settings import ConveyorSettings
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
 DAG_ID = "predictive_maintenance"
+CANARY = f"canary-{secrets.token_hex(12)}"
 POSTGRES = os.environ.get("CONVEYOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 
 
@@ -55,24 +59,45 @@ def metadata_db():
 def server_airflow(local_stack, metadata_db, tmp_path):
     """The four Airflow components as separate processes; all stopped by PID afterwards."""
     settings = ConveyorSettings(
-        home=tmp_path / "home", airflow_port=free_port(), model_name="pm_real_stack"
+        home=tmp_path / "home",
+        airflow_port=free_port(),
+        model_name="pm_real_stack",
+        serve_app_name="pm-real-stack",
+        serve_route_prefix="/pm-real-stack",
     )
     password = secrets.token_urlsafe(16)
     env = airflow_server_env(settings, metadata_db, password, secrets.token_urlsafe(32))
+    # A canary secret in the Ray Connection: sent as a header on every Ray call, it must never
+    # show up anywhere a user or an operator could read it.
     env["AIRFLOW_CONN_CONVEYOR_RAY"] = json.dumps(
-        {"conn_type": "ray", "host": local_stack.host, "port": local_stack.ray_dashboard_port}
+        {
+            "conn_type": "ray",
+            "host": local_stack.host,
+            "port": local_stack.ray_dashboard_port,
+            "extra": {"headers": {"X-Conveyor-Canary": CANARY}},
+        }
     )
     # Only the run this test triggers: the daily schedule would add one for yesterday.
     env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     migrate_airflow_db(settings, env)
-    records = {}
+    records, killed = {}, []
     try:
         for component in ("api-server", "dag-processor", "triggerer", "scheduler"):
             records[component] = start_airflow_component(settings, component, env)
-        yield settings, env, password, records
+        yield settings, env, password, records, killed
     finally:
         for record in records.values():
             stop(record)
+        for pgid in killed:  # what a SIGKILLed component left: its LocalExecutor workers
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        admin = ServeAdmin(settings.ray_jobs_address)
+        target = target_from_settings(settings)
+        admin.put(
+            [c for n, c in admin.configs().items() if not target.owns(n)],
+            settings.host,
+            settings.serve_http_port,
+        )
 
 
 def _states(api: AirflowAPI, run_id: str) -> dict[str, dict]:
@@ -80,7 +105,7 @@ def _states(api: AirflowAPI, run_id: str) -> dict[str, dict]:
 
 
 def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
-    settings, env, password, records = server_airflow
+    settings, env, password, records, killed = server_airflow
     url = settings.airflow_base_url
 
     # No token, no API.
@@ -95,7 +120,6 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
         "epochs": 1,
         "num_workers": 1,
         "min_f1": 0.0,
-        "deploy_mode": "none",
     }
     now = dt.datetime.now(dt.UTC).isoformat()
     created = api.trigger(DAG_ID, now, conf, run_id=run_id)
@@ -118,6 +142,7 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
         300,
     )
     os.kill(records["scheduler"].pid, signal.SIGKILL)
+    killed.append(records["scheduler"].pid)  # its own session: the group id is its pid
     time.sleep(3)
     records["scheduler"] = start_airflow_component(settings, "scheduler", env)
 
@@ -132,11 +157,39 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
         "train": "success",
         "register": "success",
         "promote": "success",
-        "deploy": "skipped",  # deploy_mode none
-        "smoke_test": "skipped",
+        "deploy": "success",
+        "smoke_test": "success",
+        "report": "success",
     }
     # No task was attempted twice: the killed scheduler's work was not rerun beside itself.
     assert {t: s["try_number"] for t, s in states.items() if s["state"] == "success"} == {
         t: 1 for t, s in states.items() if s["state"] == "success"
     }
+    _assert_canary_never_leaked(settings, api, run_id, states)
     api.close()
+
+
+def _assert_canary_never_leaked(settings, api: AirflowAPI, run_id: str, states: dict) -> None:
+    """Task logs, component logs, XComs, MLflow params and tags, and serving answers."""
+    from mlflow.tracking import MlflowClient
+
+    for path in settings.home_dir.rglob("*.log"):
+        assert CANARY not in path.read_text(errors="replace"), f"canary in {path}"
+    for task_id in states:
+        entries = api._call(
+            "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries"
+        ).json()["xcom_entries"]
+        for entry in entries:
+            value = api.xcom(DAG_ID, run_id, task_id, entry["key"])
+            assert CANARY not in json.dumps(value, default=str), f"canary in {task_id} XCom"
+    client = MlflowClient(settings.tracking_uri)
+    for version in client.search_model_versions(f"name = '{settings.model_name}'"):
+        run = client.get_run(version.run_id)
+        assert CANARY not in json.dumps([run.data.params, run.data.tags, dict(version.tags)])
+    endpoint = settings.serve_endpoint
+    for answer in (
+        httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30),
+        httpx.get(f"{endpoint}/metadata", timeout=30),
+        httpx.get(f"{endpoint}/healthz", timeout=30),
+    ):
+        assert answer.status_code == 200 and CANARY not in answer.text

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-EXPECTED_TASKS = {"ingest", "validate", "train", "register", "promote", "deploy", "smoke_test"}
+CHAIN = ["ingest", "validate", "train", "register", "promote", "deploy", "smoke_test", "report"]
+EXPECTED_TASKS = set(CHAIN)
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +28,7 @@ def test_no_import_errors_and_expected_dags(dagbag):
 def test_tasks_are_linked_in_order_and_retriable(dagbag):
     dag = dagbag.dags["predictive_maintenance"]
     assert set(dag.task_ids) == EXPECTED_TASKS
-    chain = ["ingest", "validate", "train", "register", "promote", "deploy", "smoke_test"]
-    for upstream, downstream in zip(chain, chain[1:], strict=False):
+    for upstream, downstream in zip(CHAIN, CHAIN[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     for task in dag.tasks:
         assert task.retries >= 1, f"{task.task_id} has no retries"

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from conveyor_provider.operators.validation import DataValidationOperator
 from pipelines import lake
 from pipelines.ingest import ingest_day
+from pipelines.settings import get_settings
 from pipelines.sources.generator import FaultConfig, GeneratorConfig
 
 SMALL = GeneratorConfig(machines=3, minutes=120)
@@ -63,9 +64,9 @@ def test_the_plugin_serves_the_data_docs_pages(tmp_path, monkeypatch):
     op, context = _run(tmp_path, [GOOD.isoformat()])
     op.execute(context)
 
-    from conveyor_plugin import data_docs_app
+    from conveyor_plugin import static_app
 
-    client = TestClient(data_docs_app())
+    client = TestClient(static_app("docs", get_settings().validation_dir))
     page = client.get("/runs/scheduled__2026-11-02.html")
     assert page.status_code == 200 and "2026-11-01" in page.text
     docs = client.get("/date=2026-11-01/scheduled__2026-11-02/index.html")

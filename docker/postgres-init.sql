@@ -1,0 +1,3 @@
+-- One PostgreSQL server, two databases: Airflow's metadata and MLflow's tracking store.
+CREATE DATABASE airflow;
+CREATE DATABASE mlflow;

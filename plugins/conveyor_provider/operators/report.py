@@ -1,0 +1,74 @@
+"""The run's report: one page per DAG run, written at the end whatever happened.
+
+Thin: it gathers the upstream tasks' results (XComs) and states and calls
+``pipelines.report.write_run_report``. It runs with ``trigger_rule="all_done"``; after writing
+the page it fails if any upstream task failed, so the run's state stays the pipeline's state
+(the report is the only leaf). The **Run report** button opens the page.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from conveyor_provider.links.report import REPORT_URL_KEY, REPORTS_PREFIX, RunReportLink
+
+FAILED = ("failed", "upstream_failed")
+
+
+class RunReportOperator(BaseOperator):
+    """Write the run report from the results of the pipeline's tasks (by task id)."""
+
+    operator_extra_links = (RunReportLink(),)
+    ui_color = "#f4f1e8"
+
+    def __init__(
+        self,
+        *,
+        ingest_task: str = "ingest",
+        train_task: str = "train",
+        register_task: str = "register",
+        promote_task: str = "promote",
+        deploy_task: str = "deploy",
+        trigger_rule: str = "all_done",
+        **kwargs,
+    ):
+        super().__init__(trigger_rule=trigger_rule, **kwargs)
+        self.ingest_task = ingest_task
+        self.train_task = train_task
+        self.register_task = register_task
+        self.promote_task = promote_task
+        self.deploy_task = deploy_task
+
+    def execute(self, context) -> str:
+        from pipelines.report import write_run_report
+        from pipelines.settings import get_settings
+
+        ti, run_id = context["ti"], context["run_id"]
+        states = self._upstream_states(ti, run_id)
+        settings = get_settings()
+        path = write_run_report(
+            settings.reports_dir,
+            dag_id=ti.dag_id,
+            run_id=run_id,
+            lake_root=settings.lake,
+            validation_dir=settings.validation_dir,
+            tasks=states,
+            dates=ti.xcom_pull(task_ids=self.ingest_task),
+            train=ti.xcom_pull(task_ids=self.train_task),
+            registered=ti.xcom_pull(task_ids=self.register_task),
+            served_version=ti.xcom_pull(task_ids=self.promote_task),
+            rollout=ti.xcom_pull(task_ids=self.deploy_task),
+        )
+        relative = path.relative_to(settings.reports_dir).as_posix()
+        ti.xcom_push(key=REPORT_URL_KEY, value=f"{REPORTS_PREFIX}/{relative}")
+        failed = sorted(t for t, s in states.items() if s in FAILED)
+        if failed:
+            raise AirflowFailException(f"report written ({path}); the run failed at {failed[0]}")
+        return str(path)
+
+    def _upstream_states(self, ti, run_id: str) -> dict[str, str]:
+        upstream = sorted(self.get_flat_relative_ids(upstream=True))
+        found = ti.get_task_states(dag_id=ti.dag_id, task_ids=upstream, run_ids=[run_id])
+        by_task = found.get(run_id, found)
+        return {task: str(by_task.get(task)) for task in upstream}

@@ -2,7 +2,8 @@
 ### Predictive maintenance: telemetry → lake → validation → Ray training → MLflow → Ray Serve
 
 Each run handles the **days** ending at the last complete day of its data interval (a scheduled
-run for [D, D+1) ends at D; a manual run ends the day before it was triggered):
+run for [D, D+1) ends at D; a manual run ends the day before it was triggered), or the
+**From**..**To** date range when both are given:
 
 1. **ingest** one Parquet partition per day from the chosen **source** (generator, landing-zone
    files, or the PostgreSQL table of Connection `conveyor_telemetry_db`), committed atomically
@@ -98,6 +99,20 @@ def _run_day(context):
             title="Days",
             description="How many days, ending at the run's date, to ingest and train on.",
         ),
+        "start_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="From (date)",
+            description="With 'To', the days to ingest and train on (at most 60); overrides Days.",
+        ),
+        "end_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="To (date)",
+            description="The last day of the range, inclusive.",
+        ),
         "source": Param(
             "generator",
             enum=["generator", "landing", "postgres"],
@@ -180,15 +195,14 @@ def _run_day(context):
 def predictive_maintenance():
     @task
     def ingest(params=None, run_id=None, **context) -> list[str]:
-        import datetime as dt
-
-        from pipelines.ingest import ingest_days
+        from pipelines.ingest import days_to_ingest, ingest_days
         from pipelines.settings import get_settings
         from pipelines.sources.generator import FaultConfig, GeneratorConfig
 
         settings = get_settings()
-        last = _run_day(context)
-        days = [last - dt.timedelta(days=i) for i in reversed(range(params["days"]))]
+        days = days_to_ingest(
+            _run_day(context), params["days"], params["start_date"], params["end_date"]
+        )
         source, table = _source(params["source"], settings)
         results = ingest_days(
             days,

@@ -114,6 +114,27 @@ def ingest_day(
     return IngestResult(day.isoformat(), manifest.rows, partition, manifest.as_dict())
 
 
+MAX_DAYS = 60
+
+
+def days_to_ingest(
+    last_day: dt.date, days: int, start: str | None = None, end: str | None = None
+) -> list[dt.date]:
+    """The dates a run covers: ``start``..``end`` (inclusive) when given, else the ``days``
+    days ending at ``last_day``. A bad range is a one-line error naming the Params."""
+    if start is None and end is None:
+        return [last_day - dt.timedelta(days=i) for i in reversed(range(days))]
+    if start is None or end is None:
+        raise ValueError("start_date and end_date: give both, or neither to use days")
+    first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    if last < first:
+        raise ValueError(f"end_date {last} is before start_date {first}")
+    span = (last - first).days + 1
+    if span > MAX_DAYS:
+        raise ValueError(f"start_date..end_date spans {span} days; at most {MAX_DAYS}")
+    return [first + dt.timedelta(days=i) for i in range(span)]
+
+
 def ingest_days(days: list[dt.date], lake_root: str, **kwargs) -> list[IngestResult]:
     """A backfill: one partition per date, each replaced independently."""
     return [ingest_day(day, lake_root, **kwargs) for day in days]

@@ -18,6 +18,7 @@ stopped serving. Actions are idempotent: applying the routing already live only 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -101,6 +102,9 @@ class ServeAdmin:
         self.url = f"{dashboard.rstrip('/')}/api/serve/applications/"
         self.client = client or httpx.Client(timeout=30.0)
 
+    def close(self) -> None:
+        self.client.close()
+
     def status(self) -> dict:
         response = self.client.get(self.url)
         response.raise_for_status()
@@ -181,7 +185,11 @@ class RolloutResult:
 
 def apply_routing(target: ServeTarget, desired: Routing, action: str) -> RolloutResult:
     """Make ``desired`` the live routing, or leave the previous one serving and raise."""
-    admin = ServeAdmin(target.dashboard)
+    with contextlib.closing(ServeAdmin(target.dashboard)) as admin:
+        return _apply(admin, target, desired, action)
+
+
+def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str):
     before = admin.configs()
     current = live_routing(before, target.app_name)
     others = [c for n, c in before.items() if not target.owns(n)]
@@ -261,7 +269,8 @@ def wait_for_routing(target: ServeTarget, desired: Routing, timeout: float = 60.
 
 
 def current_routing(target: ServeTarget) -> Routing | None:
-    return live_routing(ServeAdmin(target.dashboard).configs(), target.app_name)
+    with contextlib.closing(ServeAdmin(target.dashboard)) as admin:
+        return live_routing(admin.configs(), target.app_name)
 
 
 def _require(target: ServeTarget) -> Routing:

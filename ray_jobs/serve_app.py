@@ -423,6 +423,9 @@ class Router:
         if served_by == "pinned" and not await self._deployed(version):
             raise HTTPException(status_code=404, detail=f"model version {version} is not deployed")
         answer = await self._call(version, "predict", records)
+        if not all(math.isfinite(p["failure_probability"]) for p in answer["predictions"]):
+            log.error("version=%s scored a non-finite probability", version)
+            raise HTTPException(status_code=503, detail=f"model version {version} failed to score")
         shadow = self.routing.shadow
         if shadow and served_by != "pinned":
             self._shadow(shadow, records, answer)

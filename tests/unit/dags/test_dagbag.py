@@ -36,11 +36,20 @@ def test_tasks_are_linked_in_order_and_retriable(dagbag):
 
 
 def test_schedule_and_params(dagbag):
+    from airflow.sdk.exceptions import ParamValidationError
+
     dag = dagbag.dags["predictive_maintenance"]
     assert dag.catchup is False
     assert dag.start_date.tzinfo is not None
     assert {"days", "source", "epochs", "num_workers", "use_gpu"} <= set(dag.params)
-    assert {"deploy_mode", "canary_fraction"} <= set(dag.params)
+    assert {"deploy_mode", "canary_fraction", "start_date", "end_date"} <= set(dag.params)
+    ok = copy.deepcopy(dag.params)
+    ok.update({"start_date": "2026-11-01", "end_date": "2026-11-07"})
+    ok.validate()
+    bad = copy.deepcopy(dag.params)
+    with pytest.raises(ParamValidationError):
+        bad.update({"start_date": "the first of november"})
+        bad.validate()
     assert dag.doc_md and "Ray" in dag.doc_md
 
 

@@ -210,3 +210,21 @@ def test_wrong_encoding_in_json_lines(zone):
     path = zone[0] / "telemetry-2026-11-02.jsonl"
     path.write_bytes('{"machine_id": "Mé0001"}\n'.encode("latin-1"))
     _rejects(zone, path, "not UTF-8")
+
+
+def test_a_run_covers_its_days_or_an_explicit_range():
+    from pipelines.ingest import days_to_ingest
+
+    last = dt.date(2026, 11, 7)
+    assert days_to_ingest(last, 3) == [dt.date(2026, 11, d) for d in (5, 6, 7)]
+    assert days_to_ingest(last, 3, "2026-10-30", "2026-11-01") == [
+        dt.date(2026, 10, 30),
+        dt.date(2026, 10, 31),
+        dt.date(2026, 11, 1),
+    ]
+    with pytest.raises(ValueError, match="end_date 2026-10-01 is before start_date"):
+        days_to_ingest(last, 3, "2026-11-01", "2026-10-01")
+    with pytest.raises(ValueError, match="give both"):
+        days_to_ingest(last, 3, "2026-11-01", None)
+    with pytest.raises(ValueError, match="spans 61 days"):
+        days_to_ingest(last, 3, "2026-09-01", "2026-10-31")

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo up down status test test-unit lint format clean
+.PHONY: help setup system-deps demo up down status test test-unit lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -19,6 +19,11 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv from the pinned requirements.txt
+
+system-deps: ## OS packages the tests use: Chromium for the browser test (apt-get; root or sudo)
+	@if command -v chromium >/dev/null; then echo "chromium: $$(command -v chromium)"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; fi
 
 demo: $(STAMP) ## Start the local stack, run the pipeline through Airflow's REST API, predict
 	$(BIN)/conveyor demo

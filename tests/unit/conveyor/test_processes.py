@@ -20,6 +20,7 @@ def test_stop_ends_the_service_and_its_descendants_but_nothing_else(tmp_path):
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     argv = [sys.executable, "-c", TREE.format(child=CHILD)]
     proc, record = spawn("tree", argv, tmp_path / "tree.log", {}, url="")
+    spawned = [psutil.Process(proc.pid)]
     try:
         for _ in range(50):
             if psutil.Process(proc.pid).children(recursive=True):
@@ -33,9 +34,12 @@ def test_stop_ends_the_service_and_its_descendants_but_nothing_else(tmp_path):
         assert bystander.poll() is None, "a process we did not start was stopped"
         assert not stop(record), "stopping twice must be a no-op"
     finally:
+        # Only what this test started: the session's Ray head and MLflow are children of this
+        # pytest process too, and must outlive this test.
         bystander.kill()
-        for p in psutil.Process().children(recursive=True):
-            p.kill()
+        for p in spawned:
+            if p.is_running():
+                p.kill()
 
 
 def test_a_taken_port_is_a_clear_error():

@@ -32,11 +32,31 @@ class AirflowAPI:
     def unpause(self, dag_id: str) -> None:
         self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, logical_date: str, conf: dict, run_id: str | None = None):
+    def trigger(
+        self,
+        dag_id: str,
+        logical_date: str | None,
+        conf: dict,
+        run_id: str | None = None,
+        partition_key: str | None = None,
+    ) -> dict:
         body = {"logical_date": logical_date, "conf": conf}
         if run_id:
             body["dag_run_id"] = run_id
+        if partition_key:
+            body["partition_key"] = partition_key
         return self._call("POST", f"/dags/{dag_id}/dagRuns", json=body).json()
+
+    def backfill(self, dag_id: str, from_date: str, to_date: str, conf: dict, **options) -> dict:
+        """``POST /backfills``: one run per schedule tick (per partition) in the range."""
+        body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date}
+        body.update(dag_run_conf=conf, **options)
+        return self._call("POST", "/backfills", json=body).json()
+
+    def runs(self, dag_id: str) -> list[dict]:
+        return self._call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100}).json()[
+            "dag_runs"
+        ]
 
     def run(self, dag_id: str, run_id: str) -> dict:
         return self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}").json()

@@ -19,28 +19,23 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
+from conveyor_provider.defaults import START_DATE
 from conveyor_provider.operators.ray_job import RayJobOperator
-
-
-def _settings():
-    from pipelines.settings import get_settings
-
-    return get_settings()
+from conveyor_provider.training import settings_macro, smoke_test
 
 
 @dag(
     dag_id="serving_rollout",
     schedule=None,
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     tags=["serving", "conveyor"],
     default_args={"retries": 1, "retry_delay": timedelta(seconds=10)},
     doc_md=__doc__,
-    user_defined_macros={"settings": _settings},
+    user_defined_macros={"settings": settings_macro},
     params={
         "action": Param(
             "promote",
@@ -68,16 +63,6 @@ def serving_rollout():
             " --fraction {{ params.fraction }} {{ settings().rollout_args() }}"
         ),
     )
-
-    @task
-    def smoke_test(result: dict) -> dict:
-        """From the Airflow side: the endpoint answers with a version the routing names."""
-        from pipelines.serving import smoke_test_routing
-        from pipelines.settings import get_settings
-
-        settings = get_settings()
-        token = settings.serve_token.get_secret_value()
-        return smoke_test_routing(settings.serve_endpoint, result["routing"], token=token)
 
     smoke_test(rollout.output)
 

@@ -163,6 +163,24 @@ def committed_dates(root: str | os.PathLike) -> list[dt.date]:
     return sorted(dates)
 
 
+def week_partitions(root: str | os.PathLike, week_key: str) -> list[str]:
+    """The seven committed days (YYYY-MM-DD) of the ISO week starting on ``week_key``'s
+    Monday (``2026-11-23`` or ``2026-11-23 (W48)``); a one-line error when a day is missing."""
+    try:
+        monday = dt.date.fromisoformat(str(week_key)[:10])
+    except ValueError:
+        raise ValueError(f"week {week_key!r}: not a YYYY-MM-DD week start") from None
+    if monday.weekday() != 0:
+        raise ValueError(f"week {week_key!r}: {monday} is not a Monday")
+    days = [monday + dt.timedelta(days=i) for i in range(7)]
+    missing = sorted(set(days) - set(committed_dates(root)))
+    if missing:
+        raise ValueError(
+            f"week {week_key!r}: no committed partition for {', '.join(map(str, missing))}"
+        )
+    return [d.isoformat() for d in days]
+
+
 def partition_files(root: str | os.PathLike, days: list[dt.date]) -> list[str]:
     return [data_path(root, day) for day in days]
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 log = logging.getLogger(__name__)
 
 RUN_KEY_TAG = "conveyor.run_key"
+FINGERPRINT_TAG = "conveyor.fingerprint"
 EXPERIMENT = "predictive_maintenance"
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -79,10 +80,11 @@ def register_training(
     run_key: str,
     *,
     dag_run_id: str | None = None,
+    fingerprint: str | None = None,
 ) -> RegisteredVersion:
     """Log params, per-epoch and holdout metrics, the evaluation report and the model directory
-    of ``train_result``; register a version tagged with its lineage and alias it
-    ``challenger``."""
+    of ``train_result``; register a version tagged with its lineage (and the inputs'
+    ``fingerprint``, see ``training_fingerprint``) and alias it ``challenger``."""
     client = _client(tracking_uri)
     experiment_id = _experiment_id(client, EXPERIMENT)
     runs = client.search_runs(
@@ -132,6 +134,8 @@ def register_training(
         "dag_run_id": dag_run_id or "",
         "holdout_from": train_result.get("split", {}).get("holdout_from", ""),
     }
+    if fingerprint:
+        tags[FINGERPRINT_TAG] = fingerprint
     tags.update({f"manifest.{d}": sha for d, sha in train_result.get("manifests", {}).items()})
     version = client.create_model_version(
         model_name, source=f"{run.info.artifact_uri}/model", run_id=run_id, tags=tags
@@ -145,6 +149,38 @@ def register_training(
         CHALLENGER,
     )
     return RegisteredVersion(model_name, str(version.version), run_id, True)
+
+
+def training_fingerprint(lake_root: str, dates: list[str], hyperparameters: dict) -> str:
+    """What a training run learns from, as one hash: each partition's content hash (from its
+    manifest, so a re-ingest with different rows changes it) and the hyperparameters."""
+    import datetime as dt
+    import hashlib
+    import json
+
+    from pipelines import lake
+
+    manifests = {
+        d: lake.read_manifest(lake_root, dt.date.fromisoformat(d)).sha256 for d in sorted(dates)
+    }
+    payload = json.dumps(
+        {"partitions": manifests, "hyperparameters": hyperparameters}, sort_keys=True
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def find_trained_version(
+    tracking_uri: str, model_name: str, fingerprint: str
+) -> RegisteredVersion | None:
+    """The newest version registered with ``fingerprint``, if any."""
+    client = _client(tracking_uri)
+    found = client.search_model_versions(
+        f"name = '{model_name}' and tags.`{FINGERPRINT_TAG}` = '{fingerprint}'"
+    )
+    if not found:
+        return None
+    newest = max(found, key=lambda v: int(v.version))
+    return RegisteredVersion(model_name, str(newest.version), newest.run_id, False)
 
 
 def download_version(tracking_uri: str, model_name: str, version: str, dst: str) -> str:

@@ -23,6 +23,9 @@ class ConveyorSettings(BaseSettings):
     """Lake root, a local path or an fsspec URL; defaults to ``<home>/lake``."""
     landing_root: str | None = None
     """Where gateways drop telemetry files; defaults to ``<home>/landing``."""
+    daily_catchup: bool = False
+    """Let the scheduler create ``telemetry_daily`` runs for every missed day since its start
+    date (off: use a backfill for a chosen range)."""
     telemetry_table: str = "telemetry"
     """The PostgreSQL table the ``postgres`` source reads (overridable per Connection)."""
     host: str = "127.0.0.1"

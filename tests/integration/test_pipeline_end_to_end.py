@@ -94,11 +94,12 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
 
     # A model below the quality bar is registered as challenger but never deployed: promote
     # keeps version 1 as champion, deploy re-applies it (a no-op), and version 1 keeps serving.
+    # Same days and hyperparameters as version 1, so training is forced (else it is reused).
     result, stdout, _ = airflow_home.run_dag(
         ROOT / "dags" / "predictive_maintenance.py",
         "predictive_maintenance",
         "2026-11-03T12:00:00+00:00",
-        {**conf, "min_f1": 0.99, "deploy_mode": "canary"},
+        {**conf, "min_f1": 0.99, "deploy_mode": "canary", "force_retrain": True},
     )
     assert result["state"] == "success", f"{result}\n{stdout[-6000:]}"
     assert set(result["tasks"].values()) == {"success"}, result

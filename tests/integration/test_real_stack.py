@@ -28,6 +28,7 @@ from conveyor.stack import (
     migrate_airflow_db,
     start_airflow_component,
 )
+from pipelines import lake
 from pipelines.rollout import ServeAdmin, target_from_settings
 from pipelines.serving import SAMPLE_RECORDS
 from pipelines.settings import ConveyorSettings
@@ -78,8 +79,6 @@ def server_airflow(local_stack, metadata_db, tmp_path_factory):
             "extra": {"headers": {"X-Conveyor-Canary": CANARY}},
         }
     )
-    # Only the run this test triggers: the daily schedule would add one for yesterday.
-    env["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     migrate_airflow_db(settings, env)
     records, killed = {}, []
     try:
@@ -133,8 +132,7 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
         timeout=30,
     )
     assert again.status_code == 409, again.text
-    runs = api._call("GET", f"/dags/{DAG_ID}/dagRuns").json()["dag_runs"]
-    assert [r["dag_run_id"] for r in runs].count(run_id) == 1
+    assert [r["dag_run_id"] for r in api.runs(DAG_ID)].count(run_id) == 1
 
     # Mid-run (training deferred to the triggerer or running), the scheduler dies hard.
     wait_until(
@@ -155,6 +153,7 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
     assert {t: s["state"] for t, s in states.items()} == {
         "ingest": "success",
         "validate": "success",
+        "plan": "success",
         "train": "success",
         "register": "success",
         "promote": "success",
@@ -211,8 +210,7 @@ def test_a_run_triggered_from_the_ui_form_succeeds(server_airflow):
     wait_until(lambda: api.dag(DAG_ID)["is_paused"] is False, "DAG parsed and unpaused", 180)
 
     def run_ids() -> set[str]:
-        runs = api._call("GET", f"/dags/{DAG_ID}/dagRuns").json()["dag_runs"]
-        return {r["dag_run_id"] for r in runs}
+        return {r["dag_run_id"] for r in api.runs(DAG_ID)}
 
     before = run_ids()
 
@@ -254,3 +252,95 @@ def test_a_run_triggered_from_the_ui_form_succeeds(server_airflow):
             browser.close()
     assert api.run(DAG_ID, run_id)["state"] == "success"
     api.close()
+
+
+WEEK = [f"2026-11-0{d}" for d in range(2, 9)]  # Monday 2 to Sunday 8 November: ISO week 45
+
+
+def test_a_backfilled_week_makes_seven_partitions_and_one_training(server_airflow):
+    """Data-aware scheduling for real: a 7-day backfill of telemetry_daily gives 7 validated
+    partitions, and model_training (scheduled on the validated-data asset, rolled up by week)
+    runs exactly once, on those 7 days. Triggering that week again reuses the trained version
+    instead of training twice."""
+    settings, _, password, _, _ = server_airflow
+    api = AirflowAPI(settings.airflow_base_url, AIRFLOW_USER, password)
+    for dag_id in ("telemetry_daily", "model_training"):
+        wait_until(lambda d=dag_id: _parsed(api, d), f"{dag_id} parsed", 180)
+        api.unpause(dag_id)
+
+    api.backfill(
+        "telemetry_daily",
+        f"{WEEK[0]}T00:00:00Z",
+        f"{WEEK[-1]}T00:00:00Z",
+        {"machines": 8},
+        max_active_runs=2,
+    )
+
+    def daily_runs() -> list[dict]:
+        runs = api.runs("telemetry_daily")
+        return [r for r in runs if r["run_type"] == "backfill"]
+
+    wait_until(
+        lambda: (
+            len(daily_runs()) == 7
+            and all(r["state"] in ("success", "failed") for r in daily_runs())
+        ),
+        "the 7 backfilled days",
+        600,
+    )
+    daily = daily_runs()
+    assert sorted(r["partition_key"][:10] for r in daily) == WEEK
+    assert {r["state"] for r in daily} == {"success"}, [
+        (r["partition_key"], r["state"]) for r in daily
+    ]
+    committed = {d.isoformat() for d in lake.committed_dates(settings.lake)}
+    assert set(WEEK) <= committed
+
+    def training_runs() -> list[dict]:
+        return api.runs("model_training")
+
+    wait_until(
+        lambda: training_runs() and training_runs()[0]["state"] in ("success", "failed"),
+        "the week's training run",
+        900,
+    )
+    (training,) = training_runs()  # the asset policy: one training per complete week
+    states = _task_states(api, "model_training", training["dag_run_id"])
+    assert training["state"] == "success", states
+    assert training["partition_key"].startswith("2026-11-02")
+    assert api.xcom("model_training", training["dag_run_id"], "partitions") == WEEK
+    assert states["train"] == "success"
+    trained = api.xcom("model_training", training["dag_run_id"], "register")
+
+    # The same week again, by hand: same partitions, same hyperparameters, no second training.
+    again = api.trigger(
+        "model_training",
+        None,
+        {},
+        run_id=f"again-{uuid.uuid4().hex[:6]}",
+        partition_key=training["partition_key"],
+    )
+    wait_until(
+        lambda: api.run("model_training", again["dag_run_id"])["state"] in ("success", "failed"),
+        "the repeated week",
+        600,
+    )
+    states = _task_states(api, "model_training", again["dag_run_id"])
+    assert api.run("model_training", again["dag_run_id"])["state"] == "success", states
+    assert states["plan"] == "success" and states["train"] == "skipped", states
+    reused = api.xcom("model_training", again["dag_run_id"], "register")
+    assert reused["version"] == trained["version"]
+    assert len(training_runs()) == 2
+    api.close()
+
+
+def _parsed(api: AirflowAPI, dag_id: str) -> bool:
+    try:
+        api.dag(dag_id)
+    except httpx.HTTPStatusError:
+        return False
+    return True
+
+
+def _task_states(api: AirflowAPI, dag_id: str, run_id: str) -> dict[str, str]:
+    return {ti["task_id"]: ti["state"] for ti in api.task_instances(dag_id, run_id)}

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-CHAIN = ["ingest", "validate", "train", "register", "promote", "deploy", "smoke_test", "report"]
-EXPECTED_TASKS = set(CHAIN)
+TRAINING = ["plan", "train", "register", "promote", "deploy", "smoke_test", "report"]
+CHAIN = ["ingest", "validate", *TRAINING]
+WEEK = [f"2026-11-0{d}" for d in range(2, 9)]
 
 
 @pytest.fixture(scope="module")
@@ -22,17 +23,89 @@ def dagbag():
 
 def test_no_import_errors_and_expected_dags(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"predictive_maintenance", "serving_rollout"}
+    assert set(dagbag.dag_ids) == {
+        "predictive_maintenance",
+        "serving_rollout",
+        "telemetry_daily",
+        "model_training",
+    }
 
 
-def test_tasks_are_linked_in_order_and_retriable(dagbag):
-    dag = dagbag.dags["predictive_maintenance"]
-    assert set(dag.task_ids) == EXPECTED_TASKS
-    for upstream, downstream in zip(CHAIN, CHAIN[1:], strict=False):
+@pytest.mark.parametrize(
+    ("dag_id", "chain"),
+    [
+        ("predictive_maintenance", CHAIN),
+        ("model_training", ["partitions", *TRAINING]),
+        ("telemetry_daily", ["ingest", "validate"]),
+    ],
+)
+def test_tasks_are_linked_in_order_and_retriable(dagbag, dag_id, chain):
+    dag = dagbag.dags[dag_id]
+    assert set(dag.task_ids) == set(chain)
+    for upstream, downstream in zip(chain, chain[1:], strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     for task in dag.tasks:
         assert task.retries >= 1, f"{task.task_id} has no retries"
         assert task.retry_exponential_backoff
+
+
+def test_daily_ingestion_owns_one_day_per_run_and_announces_validated_data(dagbag):
+    from airflow.sdk import CronPartitionTimetable
+
+    dag = dagbag.dags["telemetry_daily"]
+    assert isinstance(dag.timetable, CronPartitionTimetable)
+    assert dag.catchup is False and dag.max_active_runs == 4
+    assert [a.name for a in dag.get_task("validate").outlets] == ["validated_telemetry"]
+    assert not dag.get_task("ingest").outlets  # only validated data is announced
+    assert {"source", "machines", "faults"} <= set(dag.params)
+
+
+def test_a_scheduled_daily_run_owns_the_day_before_it(dagbag):
+    """The run at midnight owns the day that just ended; a backfill over a week gives the
+    week's seven days."""
+    import pendulum
+
+    from conveyor_provider.ingestion import partition_day
+
+    dag = _serialized(dagbag, "telemetry_daily")
+    run = dag.timetable.next_dagrun_info_v2(
+        last_dagrun_info=None, restriction=_catchup_from(pendulum.datetime(2026, 11, 24, tz="UTC"))
+    )
+    assert str(run.run_after.date()) == "2026-11-24"
+    assert str(partition_day(run.partition_key)) == "2026-11-23"
+    infos = dag.iter_dagrun_infos_between(
+        pendulum.datetime(2026, 11, 2, tz="UTC"), pendulum.datetime(2026, 11, 8, tz="UTC")
+    )
+    assert [str(partition_day(i.partition_key)) for i in infos] == WEEK
+    with pytest.raises(ValueError, match="partition_key 'W45' is not a day"):
+        partition_day("W45")
+
+
+def test_training_runs_once_per_week_of_validated_days(dagbag):
+    """The asset policy: each validated day maps to its ISO week, and the week's run needs
+    all seven days."""
+    dag = dagbag.dags["model_training"]
+    assert dag.max_active_runs == 1 and dag.catchup is False
+    mapper = _serialized(dagbag, "model_training").timetable.get_partition_mapper(
+        name="validated_telemetry", uri="conveyor://lake/telemetry/validated"
+    )
+    assert {mapper.to_downstream(f"{day}T00:00:00") for day in WEEK} == {"2026-11-02 (W45)"}
+    assert mapper.to_downstream("2026-11-09T00:00:00") == "2026-11-09 (W46)"
+    assert sorted(mapper.to_upstream("2026-11-02 (W45)")) == [f"{d}T00:00:00" for d in WEEK]
+    assert {"force_retrain", "epochs", "deploy_mode"} <= set(dag.params)
+
+
+def _serialized(dagbag, dag_id):
+    """The DAG as the scheduler sees it (core timetables, after serialization)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags[dag_id]))
+
+
+def _catchup_from(earliest):
+    from airflow.timetables.base import TimeRestriction
+
+    return TimeRestriction(earliest=earliest, latest=None, catchup=True)
 
 
 def test_schedule_and_params(dagbag):
@@ -41,7 +114,9 @@ def test_schedule_and_params(dagbag):
     dag = dagbag.dags["predictive_maintenance"]
     assert dag.catchup is False
     assert dag.start_date.tzinfo is not None
-    assert {"days", "source", "epochs", "num_workers", "use_gpu"} <= set(dag.params)
+    assert {"days", "source", "epochs", "num_workers", "use_gpu", "force_retrain"} <= set(
+        dag.params
+    )
     assert {"deploy_mode", "canary_fraction", "start_date", "end_date"} <= set(dag.params)
     ok = copy.deepcopy(dag.params)
     ok.update({"start_date": "2026-11-01", "end_date": "2026-11-07"})
@@ -76,7 +151,7 @@ def test_rollout_dag_offers_every_action_and_validates_the_version(dagbag):
     assert dag.get_task("smoke_test") in dag.get_task("rollout").downstream_list
 
 
-@pytest.mark.parametrize("name", ["predictive_maintenance.py", "serving_rollout.py"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "dags").glob("*.py")))
 def test_dag_file_parses_without_heavy_imports(name):
     """A fresh interpreter imports the DAG file; pandas/torch/ray/GX/MLflow stay unloaded, which
     is what keeps parsing fast (no wall-clock threshold here: machines are noisy)."""
@@ -95,8 +170,6 @@ def test_dag_file_parses_without_heavy_imports(name):
 
 
 def test_postgres_source_comes_from_the_conveyor_telemetry_db_connection(monkeypatch):
-    import importlib.util
-
     monkeypatch.setenv(
         "AIRFLOW_CONN_CONVEYOR_TELEMETRY_DB",
         json.dumps(
@@ -111,31 +184,22 @@ def test_postgres_source_comes_from_the_conveyor_telemetry_db_connection(monkeyp
             }
         ),
     )
-    spec = importlib.util.spec_from_file_location(
-        "pm_dag", ROOT / "dags" / "predictive_maintenance.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from conveyor_provider.ingestion import source_of
     from pipelines.settings import get_settings
 
-    source, table = module._source("postgres", get_settings())
+    source, table = source_of("postgres", get_settings())
     assert source == "postgres://reader:pw@db.internal:5432/plant"
     assert table == "sensors.telemetry"
-    assert module._source("generator", get_settings())[0] == "generator"
+    assert source_of("generator", get_settings())[0] == "generator"
 
 
-def test_a_run_covers_the_last_complete_day():
-    """Scheduled [D, D+1) covers D; a manual run at 21:35 covers the day before (complete)."""
-    import importlib.util
-
+def test_a_manual_run_covers_the_last_complete_day():
+    """An interval [D, D+1) covers D; a manual run at 21:35 covers the day before (complete)."""
     import pendulum
 
-    spec = importlib.util.spec_from_file_location(
-        "pm_dag", ROOT / "dags" / "predictive_maintenance.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from conveyor_provider.ingestion import last_complete_day
+
     scheduled = {"data_interval_end": pendulum.datetime(2026, 11, 3, tz="UTC")}
     manual = {"data_interval_end": pendulum.datetime(2026, 11, 29, 21, 35, tz="UTC")}
-    assert str(module._run_day(scheduled)) == "2026-11-02"
-    assert str(module._run_day(manual)) == "2026-11-28"
+    assert str(last_complete_day(scheduled)) == "2026-11-02"
+    assert str(last_complete_day(manual)) == "2026-11-28"

@@ -130,3 +130,18 @@ def test_a_writer_killed_mid_write_never_leaves_half_a_partition(tmp_path):
     ingest_day(DAY, str(tmp_path), generator=SMALL)
     files = sorted(p.name for p in (tmp_path / "telemetry" / "date=2026-11-02").iterdir())
     assert files == sorted([lake.MANIFEST_FILE, lake.read_manifest(tmp_path, DAY).data_file])
+
+
+def test_a_week_is_its_seven_committed_days_from_monday(tmp_path):
+    monday = dt.date(2026, 11, 2)
+    for i in range(7):
+        ingest_day(monday + dt.timedelta(days=i), str(tmp_path), generator=SMALL)
+    week = lake.week_partitions(tmp_path, "2026-11-02 (W45)")
+    assert week == [f"2026-11-0{d}" for d in range(2, 9)]
+    with pytest.raises(ValueError, match="2026-11-03 is not a Monday"):
+        lake.week_partitions(tmp_path, "2026-11-03")
+    with pytest.raises(ValueError, match="not a YYYY-MM-DD week start"):
+        lake.week_partitions(tmp_path, "W45")
+    lake.quarantine_partition(tmp_path, monday + dt.timedelta(days=4), {}, run_id="r1")
+    with pytest.raises(ValueError, match=r"no committed partition for 2026-11-06$"):
+        lake.week_partitions(tmp_path, "2026-11-02 (W45)")

@@ -1,0 +1,200 @@
+"""The training half of a pipeline, shared by every DAG that trains: plan → train → register →
+promote → deploy → smoke_test → report.
+
+``predictive_maintenance`` chains it after its own ingest and validation; ``model_training``
+runs it when a week of validated partitions is complete. Both get the same Params
+(``TRAINING_PARAMS``), tasks and behaviour, so a fix here fixes both.
+
+``plan`` makes training idempotent across runs: a model version already trained on the same
+partitions (same content hashes) with the same hyperparameters is reused instead of trained
+again, unless the run says **Force retrain**. Its dates come from an upstream task's XCom
+(``dates``), which keeps this module free of any data source.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, task
+
+from conveyor_provider.operators.ray_job import RayJobOperator
+from conveyor_provider.operators.report import RunReportOperator
+
+
+def settings_macro():
+    """Conveyor's deployment settings, read when a template renders (on the worker)."""
+    from pipelines.settings import get_settings
+
+    return get_settings()
+
+
+TRAINING_PARAMS = {
+    "force_retrain": Param(
+        False,
+        type="boolean",
+        title="Force retrain",
+        description=(
+            "Train even when a model version was already trained on exactly these partitions"
+            " with these hyperparameters (otherwise that version is reused)."
+        ),
+    ),
+    "epochs": Param(5, type="integer", minimum=1, maximum=200, title="Epochs"),
+    "num_workers": Param(2, type="integer", minimum=1, maximum=64, title="Ray Train workers"),
+    "batch_size": Param(512, type="integer", minimum=8, maximum=65536, title="Batch size"),
+    "lr": Param(3e-3, type="number", exclusiveMinimum=0, maximum=1, title="Learning rate"),
+    "use_gpu": Param(
+        "auto",
+        enum=["auto", "true", "false"],
+        title="Use GPU",
+        description="'auto' uses GPUs when the Ray cluster has them.",
+    ),
+    "min_f1": Param(
+        0.8,
+        type="number",
+        minimum=0,
+        maximum=1,
+        title="Quality bar (holdout F1)",
+        description="A new model below it never becomes champion and is not deployed.",
+    ),
+    "promotion_margin": Param(
+        0.01,
+        type="number",
+        minimum=0,
+        maximum=1,
+        title="Promotion margin (F1)",
+        description="How much the new model must beat the champion by, on the same holdout.",
+    ),
+    "deploy_mode": Param(
+        "full",
+        enum=["full", "canary", "shadow", "none"],
+        title="Deploy mode",
+        description=(
+            "full: all traffic to the new champion; canary: a share of traffic (see"
+            " canary_fraction), promoted or rolled back by the serving_rollout DAG; shadow:"
+            " a copy of live traffic, answers only logged; none: do not deploy."
+        ),
+    ),
+    "canary_fraction": Param(
+        0.1,
+        type="number",
+        minimum=0.01,
+        maximum=1,
+        title="Canary traffic share",
+        description="Share of requests the canary answers (deploy_mode canary).",
+    ),
+}
+
+
+@task
+def smoke_test(rollout: dict) -> dict:
+    """From the Airflow side: the endpoint answers with a version the rollout's routing
+    names (``rollout`` is a deploy job's result)."""
+    from pipelines.serving import smoke_test_routing
+    from pipelines.settings import get_settings
+
+    settings = get_settings()
+    token = settings.serve_token.get_secret_value()
+    return smoke_test_routing(settings.serve_endpoint, rollout["routing"], token=token)
+
+
+def train_register_serve(dates, *, dates_task: str) -> None:
+    """Add the training tasks to the DAG being defined, after ``dates`` (an XComArg of
+    YYYY-MM-DD strings produced by task ``dates_task``)."""
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def plan(dates: list[str], params=None) -> dict | bool:
+        """The partitions and hyperparameters to train on, and their fingerprint. Returns
+        False (skipping ``train``; ``register`` then reuses the version) when a version was
+        already trained on exactly these inputs and the run does not force a retrain."""
+        from pipelines.registry import find_trained_version, training_fingerprint
+        from pipelines.settings import get_settings
+
+        settings = get_settings()
+        fingerprint = training_fingerprint(settings.lake, dates, _hyperparameters(params))
+        if not params["force_retrain"]:
+            found = find_trained_version(settings.tracking_uri, settings.model_name, fingerprint)
+            if found is not None:
+                print(f"reusing version {found.version}: already trained on these inputs")
+                return False
+        return {"dates": sorted(dates), "fingerprint": fingerprint}
+
+    train = RayJobOperator(
+        task_id="train",
+        entrypoint=(
+            "python -m ray_jobs.train --lake {{ settings().lake }}"
+            " --dates {{ ti.xcom_pull(task_ids='plan')['dates'] | join(',') }}"
+            " --storage-path {{ settings().runs_dir }}"
+            " --epochs {{ params.epochs }} --num-workers {{ params.num_workers }}"
+            " --use-gpu {{ params.use_gpu }}"
+            " --batch-size {{ params.batch_size }} --lr {{ params.lr }}"
+        ),
+    )
+
+    @task(trigger_rule="none_failed")
+    def register(ti=None, run_id=None, params=None) -> dict:
+        """Register the new training run as ``challenger`` (once per run), or, when ``plan``
+        skipped training, return the version trained on the same inputs."""
+        from pipelines.registry import (
+            find_trained_version,
+            register_training,
+            training_fingerprint,
+        )
+        from pipelines.settings import get_settings
+
+        settings = get_settings()
+        train_result = ti.xcom_pull(task_ids="train")
+        if train_result is None:
+            dates = ti.xcom_pull(task_ids=dates_task)
+            fingerprint = training_fingerprint(settings.lake, dates, _hyperparameters(params))
+            found = find_trained_version(settings.tracking_uri, settings.model_name, fingerprint)
+            if found is None:
+                raise RuntimeError(f"register: no trained version for fingerprint {fingerprint}")
+            return found.as_dict()
+        return register_training(
+            settings.tracking_uri,
+            settings.model_name,
+            train_result,
+            train_result["run_name"],
+            dag_run_id=run_id,
+            fingerprint=ti.xcom_pull(task_ids="plan")["fingerprint"],
+        ).as_dict()
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def promote(version: dict, params=None) -> str | None:
+        """The version to serve: the challenger if it passes the quality bar and beats the
+        champion on the same holdout, else the champion (re-deploying it is a no-op, and it
+        restores the endpoint on a fresh cluster). With no champion at all, deploy and
+        smoke_test are skipped, as they are with deploy_mode none. The decision's reason is the
+        last line of this task's log."""
+        from pipelines.promotion import promote as decide
+        from pipelines.settings import get_settings
+
+        settings = get_settings()
+        decision = decide(
+            settings.tracking_uri,
+            version["name"],
+            version["version"],
+            settings.lake,
+            min_f1=params["min_f1"],
+            margin=params["promotion_margin"],
+            lock_path=settings.home_dir / "locks" / f"promote-{version['name']}.lock",
+        )
+        return None if params["deploy_mode"] == "none" else decision.champion_after
+
+    deploy = RayJobOperator(
+        task_id="deploy",
+        entrypoint=(
+            "python -m ray_jobs.deploy"
+            " --action {{ 'deploy' if params.deploy_mode == 'full' else params.deploy_mode }}"
+            " --model-version {{ ti.xcom_pull(task_ids='promote') }}"
+            " --fraction {{ params.canary_fraction }}"
+            " {{ settings().rollout_args() }}"
+        ),
+    )
+
+    plan(dates) >> train >> (registered := register())
+    promote(registered) >> deploy
+    smoke_test(deploy.output) >> RunReportOperator(task_id="report", ingest_task=dates_task)
+
+
+def _hyperparameters(params) -> dict:
+    """The Params that change what a training run learns (not where or how fast it runs)."""
+    return {key: params[key] for key in ("epochs", "batch_size", "lr")}

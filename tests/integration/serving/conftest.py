@@ -6,11 +6,7 @@ NaN, as a diverged training run would leave them, so its health check fails.
 """
 
 import datetime as dt
-import threading
-import time
-from dataclasses import dataclass, field
 
-import httpx
 import numpy as np
 import pytest
 
@@ -20,7 +16,6 @@ from pipelines.ingest import ingest_day
 from pipelines.model import save_model_dir
 from pipelines.registry import register_training
 from pipelines.rollout import ServeAdmin, deploy, target_from_settings
-from pipelines.serving import SAMPLE_RECORDS
 from pipelines.sources.generator import GeneratorConfig
 from ray_jobs.train import run_local
 
@@ -99,49 +94,3 @@ def target_for(local_stack):
     for target in made:
         keep = [c for n, c in admin.configs().items() if not target.owns(n)]
         admin.put(keep, target.http_host, target.http_port)
-
-
-@dataclass
-class Load:
-    """Requests at a steady rate from a background thread, every answer recorded."""
-
-    endpoint: str
-    rate: float = 20.0
-    results: list = field(default_factory=list)  # (t, status, version, seconds)
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _run(self):
-        body = {"records": SAMPLE_RECORDS}
-        with httpx.Client(timeout=30.0) as client:
-            next_at = time.perf_counter()
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                try:
-                    response = client.post(f"{self.endpoint}/predict", json=body)
-                    version = response.headers.get("x-conveyor-model-version")
-                    status = response.status_code
-                except httpx.HTTPError as exc:
-                    status, version = f"error: {exc!r}", None
-                self.results.append((started, status, version, time.perf_counter() - started))
-                next_at += 1.0 / self.rate
-                time.sleep(max(0.0, next_at - time.perf_counter()))
-
-    def since(self, t0: float, t1: float = float("inf")) -> list:
-        return [r for r in self.results if t0 <= r[0] < t1]
-
-
-def p99(results: list) -> float:
-    return float(np.percentile([r[3] for r in results], 99))
-
-
-def failures(results: list) -> list:
-    return [r for r in results if r[1] != 200]

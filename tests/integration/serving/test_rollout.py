@@ -19,7 +19,7 @@ from pipelines.rollout import (
 )
 from pipelines.routing import version_app_name
 from pipelines.serving import SAMPLE_RECORDS, DeployError
-from tests.integration.serving.conftest import Load, failures, p99
+from tests.integration.serving.load import Load, failures, p99
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +51,11 @@ def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     # wall-clock threshold does not belong in a test; see docs/serving.md.
     ratio = p99(during) / p99(steady)
     print(f"p99 steady={p99(steady) * 1000:.1f}ms during={p99(during) * 1000:.1f}ms x{ratio:.2f}")
+    slowest = sorted(during, key=lambda r: r[3])[-3:]
+    print(
+        "slowest during:",
+        [(f"+{r[0] - switch_start:.1f}s", r[2], f"{r[3] * 1000:.0f}ms") for r in slowest],
+    )
     assert result.removed == [version_app_name(target.app_name, versions["a"])]
     assert current_routing(target).previous == versions["a"]
 

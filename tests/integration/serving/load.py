@@ -1,0 +1,74 @@
+"""A steady request load for rollout tests, sent from its own process."""
+
+import multiprocessing
+import time
+
+import httpx
+import numpy as np
+
+from pipelines.serving import SAMPLE_RECORDS
+
+
+class Load:
+    """Requests at a steady rate from a separate process, every answer recorded as
+    (t, status, version, seconds); t is ``time.perf_counter()``, which is system-wide on Linux.
+
+    A process, not a thread: a thread would share the GIL with the rollout code under test,
+    and the client's own pauses would show up as server latency."""
+
+    def __init__(self, endpoint: str, rate: float = 20.0):
+        self.endpoint, self.rate = endpoint, rate
+        self.results: list = []
+
+    def __enter__(self):
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._queue = context.Queue()
+        self._process = context.Process(
+            target=_send_at_rate,
+            args=(self.endpoint, self.rate, self._stop, self._queue),
+            daemon=True,
+        )
+        self._process.start()
+        started = self._queue.get(timeout=60)  # the client is up before the caller goes on
+        assert started == "ready"
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.results = [tuple(r) for r in self._queue.get(timeout=120)]
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+
+    def since(self, t0: float, t1: float = float("inf")) -> list:
+        return [r for r in self.results if t0 <= r[0] < t1]
+
+
+def _send_at_rate(endpoint: str, rate: float, stop, queue) -> None:
+    results = []
+    body = {"records": SAMPLE_RECORDS}
+    with httpx.Client(timeout=30.0) as client:
+        client.get(f"{endpoint}/healthz")
+        queue.put("ready")
+        next_at = time.perf_counter()
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                response = client.post(f"{endpoint}/predict", json=body)
+                version = response.headers.get("x-conveyor-model-version")
+                status = response.status_code
+            except httpx.HTTPError as exc:
+                status, version = f"error: {exc!r}", None
+            results.append((started, status, version, time.perf_counter() - started))
+            next_at += 1.0 / rate
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+    queue.put(results)
+
+
+def p99(results: list) -> float:
+    return float(np.percentile([r[3] for r in results], 99))
+
+
+def failures(results: list) -> list:
+    return [r for r in results if r[1] != 200]

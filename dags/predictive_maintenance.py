@@ -41,8 +41,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from conveyor_provider.defaults import RETRIES, START_DATE
-from conveyor_provider.ingestion import INGEST_PARAMS, last_complete_day
-from conveyor_provider.ingestion import ingest as ingest_days
+from conveyor_provider.ingestion import INGEST_PARAMS, ingest_with_params, last_complete_day
 from conveyor_provider.operators.validation import DataValidationOperator
 from conveyor_provider.training import TRAINING_PARAMS, settings_macro, train_register_serve
 
@@ -91,7 +90,7 @@ def predictive_maintenance():
 
         last_day = last_complete_day(context)
         days = days_to_ingest(last_day, params["days"], params["start_date"], params["end_date"])
-        return ingest_days(days, params, run_id)
+        return ingest_with_params(days, params, run_id)
 
     validate = DataValidationOperator(task_id="validate", dates=ingest())
     train_register_serve(validate.output, dates_task="ingest")

@@ -22,8 +22,12 @@ from __future__ import annotations
 from airflow.sdk import CronPartitionTimetable, dag, task
 
 from conveyor_provider.defaults import RETRIES, START_DATE
-from conveyor_provider.ingestion import INGEST_PARAMS, VALIDATED_TELEMETRY, partition_day
-from conveyor_provider.ingestion import ingest as ingest_days
+from conveyor_provider.ingestion import (
+    INGEST_PARAMS,
+    VALIDATED_TELEMETRY,
+    ingest_with_params,
+    partition_day,
+)
 from conveyor_provider.operators.validation import DataValidationOperator
 from pipelines.settings import get_settings
 
@@ -43,7 +47,7 @@ from pipelines.settings import get_settings
 def telemetry_daily():
     @task
     def ingest(partition_key=None, params=None, run_id=None) -> list[str]:
-        return ingest_days([partition_day(partition_key)], params, run_id)
+        return ingest_with_params([partition_day(partition_key)], params, run_id)
 
     DataValidationOperator(task_id="validate", dates=ingest(), outlets=[VALIDATED_TELEMETRY])
 

@@ -67,7 +67,7 @@ def source_of(kind: str, settings) -> tuple[str, str]:
     return uri, conn.extra_dejson.get("table", settings.telemetry_table)
 
 
-def ingest(days: list[dt.date], params, run_id: str) -> list[str]:
+def ingest_with_params(days: list[dt.date], params, run_id: str) -> list[str]:
     """Ingest ``days`` from the run's source Params; returns the dates committed."""
     from pipelines.ingest import ingest_days
     from pipelines.settings import get_settings

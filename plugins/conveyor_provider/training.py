@@ -13,10 +13,14 @@ again, unless the run says **Force retrain**. Its dates come from an upstream ta
 
 from __future__ import annotations
 
+import logging
+
 from airflow.sdk import Param, task
 
 from conveyor_provider.operators.ray_job import RayJobOperator
 from conveyor_provider.operators.report import RunReportOperator
+
+log = logging.getLogger(__name__)
 
 
 def settings_macro():
@@ -100,21 +104,23 @@ def train_register_serve(dates, *, dates_task: str) -> None:
     YYYY-MM-DD strings produced by task ``dates_task``)."""
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def plan(dates: list[str], params=None) -> dict | bool:
-        """The partitions and hyperparameters to train on, and their fingerprint. Returns
-        False (skipping ``train``; ``register`` then reuses the version) when a version was
-        already trained on exactly these inputs and the run does not force a retrain."""
+    def plan(dates: list[str], params=None, ti=None) -> dict | bool:
+        """The partitions to train on and the inputs' fingerprint (XCom ``fingerprint``).
+        Returns False, which skips ``train`` (``register`` then reuses the version), when a
+        version was already trained on exactly these inputs and the run does not force a
+        retrain."""
         from pipelines.registry import find_trained_version, training_fingerprint
         from pipelines.settings import get_settings
 
         settings = get_settings()
         fingerprint = training_fingerprint(settings.lake, dates, _hyperparameters(params))
+        ti.xcom_push(key="fingerprint", value=fingerprint)
         if not params["force_retrain"]:
             found = find_trained_version(settings.tracking_uri, settings.model_name, fingerprint)
             if found is not None:
-                print(f"reusing version {found.version}: already trained on these inputs")
+                log.info("reusing version %s: already trained on these inputs", found.version)
                 return False
-        return {"dates": sorted(dates), "fingerprint": fingerprint}
+        return {"dates": sorted(dates)}
 
     train = RayJobOperator(
         task_id="train",
@@ -129,21 +135,16 @@ def train_register_serve(dates, *, dates_task: str) -> None:
     )
 
     @task(trigger_rule="none_failed")
-    def register(ti=None, run_id=None, params=None) -> dict:
+    def register(ti=None, run_id=None) -> dict:
         """Register the new training run as ``challenger`` (once per run), or, when ``plan``
         skipped training, return the version trained on the same inputs."""
-        from pipelines.registry import (
-            find_trained_version,
-            register_training,
-            training_fingerprint,
-        )
+        from pipelines.registry import find_trained_version, register_training
         from pipelines.settings import get_settings
 
         settings = get_settings()
+        fingerprint = ti.xcom_pull(task_ids="plan", key="fingerprint")
         train_result = ti.xcom_pull(task_ids="train")
         if train_result is None:
-            dates = ti.xcom_pull(task_ids=dates_task)
-            fingerprint = training_fingerprint(settings.lake, dates, _hyperparameters(params))
             found = find_trained_version(settings.tracking_uri, settings.model_name, fingerprint)
             if found is None:
                 raise RuntimeError(f"register: no trained version for fingerprint {fingerprint}")
@@ -154,7 +155,7 @@ def train_register_serve(dates, *, dates_task: str) -> None:
             train_result,
             train_result["run_name"],
             dag_run_id=run_id,
-            fingerprint=ti.xcom_pull(task_ids="plan")["fingerprint"],
+            fingerprint=fingerprint,
         ).as_dict()
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)

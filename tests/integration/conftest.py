@@ -39,7 +39,10 @@ def stack_env(tmp_path_factory) -> dict[str, str]:
         "CONVEYOR_RAY_DASHBOARD_AGENT_PORT": str(free_port()),
         "CONVEYOR_SERVE_HTTP_PORT": str(free_port()),
         "CONVEYOR_MLFLOW_PORT": str(free_port()),
-        "CONVEYOR_RAY_NUM_CPUS": "4",
+        # Logical CPUs: the session's tests leave Serve applications deployed, as users of a
+        # shared cluster would (about 2 CPUs by the real-stack tests), and a default 2-worker
+        # training must still fit next to them.
+        "CONVEYOR_RAY_NUM_CPUS": "6",
         # The Ray head (and so the Serve router) inherits it; only apps that require auth
         # use it.
         "CONVEYOR_SERVE_TOKEN": secrets.token_urlsafe(24),

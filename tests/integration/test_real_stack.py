@@ -16,6 +16,7 @@ import secrets
 import signal
 import time
 import uuid
+from urllib.parse import urljoin
 
 import httpx
 import pytest
@@ -166,6 +167,20 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
         t: 1 for t, s in states.items() if s["state"] == "success"
     }
     _assert_canary_never_leaked(settings, api, run_id, states)
+
+    # The task buttons point where the tasks said: the Data Docs page, the Ray job, the report.
+    def links(task_id: str) -> dict:
+        path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/links"
+        return api._call("GET", path).json()["extra_links"]
+
+    assert "/#/jobs/" in links("train")["Ray job"]
+    for task_id, name in (("validate", "Data Docs"), ("report", "Run report")):
+        page = httpx.get(
+            urljoin(f"{url}/", links(task_id)[name]),
+            headers={"Authorization": f"Bearer {api.token()}"},
+            timeout=30,
+        )
+        assert page.status_code == 200 and run_id in page.text, (name, page.status_code)
     api.close()
 
 

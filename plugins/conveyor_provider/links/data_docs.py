@@ -6,16 +6,12 @@ FastAPI app mounted at ``/conveyor/data-docs`` (see ``plugins/conveyor_plugin.py
 
 from __future__ import annotations
 
-from airflow.sdk import BaseOperatorLink
+from conveyor_provider.links.xcom_url import XComUrlLink
 
 DATA_DOCS_URL_KEY = "data_docs_url"
 DATA_DOCS_PREFIX = "/conveyor/data-docs"
 
 
-class DataDocsLink(BaseOperatorLink):
+class DataDocsLink(XComUrlLink):
     name = "Data Docs"
-
-    def get_link(self, operator, *, ti_key) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        return XCom.get_value(ti_key=ti_key, key=DATA_DOCS_URL_KEY) or ""
+    xcom_key = DATA_DOCS_URL_KEY

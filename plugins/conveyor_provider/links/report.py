@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-from airflow.sdk import BaseOperatorLink
+from conveyor_provider.links.xcom_url import XComUrlLink
 
 REPORT_URL_KEY = "report_url"
 REPORTS_PREFIX = "/conveyor/reports"
 
 
-class RunReportLink(BaseOperatorLink):
+class RunReportLink(XComUrlLink):
     name = "Run report"
-
-    def get_link(self, operator, *, ti_key) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        return XCom.get_value(ti_key=ti_key, key=REPORT_URL_KEY) or ""
+    xcom_key = REPORT_URL_KEY

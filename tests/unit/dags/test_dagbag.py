@@ -60,6 +60,15 @@ def test_daily_ingestion_owns_one_day_per_run_and_announces_validated_data(dagba
     assert {"source", "machines", "faults"} <= set(dag.params)
 
 
+def test_daily_catchup_is_a_deployment_setting(monkeypatch):
+    """Off by default (backfills choose their range); CONVEYOR_DAILY_CATCHUP turns it on."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("CONVEYOR_DAILY_CATCHUP", "true")
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "telemetry_daily.py"))
+    assert bag.dags["telemetry_daily"].catchup is True
+
+
 def test_a_scheduled_daily_run_owns_the_day_before_it(dagbag):
     """The run at midnight owns the day that just ended; a backfill over a week gives the
     week's seven days."""

@@ -138,6 +138,10 @@ def main() -> None:
         "RAY_CLIENT",
         "RAY_DASHBOARD_AGENT",
         "SERVE_HTTP",
+        "SERVE_HAPROXY_STATS",
+        "SERVE_HAPROXY_METRICS",
+        "SERVE_FALLBACK_PROXY_HTTP",
+        "SERVE_FALLBACK_PROXY_GRPC",
         "MLFLOW",
     )
     os.environ.update({f"CONVEYOR_{p}_PORT": str(free_port()) for p in ports})

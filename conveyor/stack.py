@@ -51,6 +51,38 @@ def _ok(url: str) -> bool:
     return httpx.get(url, timeout=2.0).status_code == 200
 
 
+def serve_ingress_env(settings: ConveyorSettings, temp_dir: Path) -> dict[str, str]:
+    """Ray Serve's environment for ``settings.serve_ingress``.
+
+    ``haproxy``: HTTP goes from HAProxy (C) straight to the router replica's own HTTP server,
+    skipping Serve's Python proxy actor, and Serve's throughput-optimized mode runs user code
+    on the replica's event loop and calls between deployments over gRPC. HAProxy's files and
+    ports default to fixed ``/tmp`` paths and fixed ports; they go under this cluster's
+    ``temp_dir`` and the configured ports, so several local clusters do not collide."""
+    if settings.serve_ingress != "haproxy":
+        return {}
+    files = temp_dir / "haproxy"
+    files.mkdir(parents=True, exist_ok=True)
+    http_min = settings.serve_replica_http_port_min
+    return {
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(files / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(files / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(files),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(files / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(files / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.serve_haproxy_stats_port),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.serve_haproxy_metrics_port),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(settings.serve_fallback_proxy_http_port),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(settings.serve_fallback_proxy_grpc_port),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(http_min),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(http_min + 999),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(http_min + 10000),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(http_min + 10999),
+    }
+
+
 def start_ray(settings: ConveyorSettings, timeout: float = 120.0) -> ServiceRecord:
     """``ray start --head --block`` in its own session; every port given explicitly."""
     temp_dir = tempfile.mkdtemp(prefix="cvray-")  # short: Ray's socket paths are length-limited
@@ -71,7 +103,8 @@ def start_ray(settings: ConveyorSettings, timeout: float = 120.0) -> ServiceReco
         f"--temp-dir={temp_dir}",
     ]
     url = settings.ray_jobs_address
-    proc, record = spawn("ray", argv, log_path, service_env(settings), url, cwd=PROJECT_ROOT)
+    env = {**service_env(settings), **serve_ingress_env(settings, Path(temp_dir))}
+    proc, record = spawn("ray", argv, log_path, env, url, cwd=PROJECT_ROOT)
     wait_until(lambda: _ok(f"{url}/api/version"), "Ray head", timeout, proc, log_path)
     return record
 
@@ -243,6 +276,16 @@ class Stack:
                 "ray_gcs": s.ray_gcs_port,
                 "ray_dashboard": s.ray_dashboard_port,
                 "serve_http": s.serve_http_port,
+                **(
+                    {
+                        "serve_haproxy_stats": s.serve_haproxy_stats_port,
+                        "serve_haproxy_metrics": s.serve_haproxy_metrics_port,
+                        "serve_fallback_proxy_http": s.serve_fallback_proxy_http_port,
+                        "serve_fallback_proxy_grpc": s.serve_fallback_proxy_grpc_port,
+                    }
+                    if s.serve_ingress == "haproxy"
+                    else {}
+                ),
             },
             "mlflow": {"mlflow": s.mlflow_port},
             "airflow": {"airflow": s.airflow_port},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,19 @@ class ConveyorSettings(BaseSettings):
     ray_address: str | None = None
     """Ray Jobs / dashboard HTTP address; defaults to ``http://<host>:<ray_dashboard_port>``."""
     serve_http_port: int = 8000
+    serve_ingress: Literal["haproxy", "proxy"] = "haproxy"
+    """How HTTP reaches the router: ``haproxy`` (Ray Serve's HAProxy ingress, which forwards
+    straight to the router replica's own HTTP server, with Serve's throughput-optimized mode:
+    half the latency, 2.5x the throughput here, see bench/README.md) or ``proxy`` (Serve's
+    Python HTTP proxy actor, Ray's default)."""
+    serve_haproxy_stats_port: int = 8404
+    serve_haproxy_metrics_port: int = 9101
+    serve_fallback_proxy_http_port: int = 8500
+    """With ``haproxy``, Serve's Python proxy still runs as HAProxy's backup on these two."""
+    serve_fallback_proxy_grpc_port: int = 9500
+    serve_replica_http_port_min: int = 30000
+    """With ``haproxy``, each ingress replica listens on a port from this one up (1000 of
+    them); the gRPC ones start 10000 higher."""
     serve_url: str | None = None
     """How clients reach Serve's HTTP proxy; defaults to ``http://<host>:<serve_http_port>``
     (set it when ``host`` is a bind address such as 0.0.0.0, as in docker-compose)."""

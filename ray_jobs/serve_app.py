@@ -25,6 +25,7 @@ import os
 import random
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Request
@@ -141,24 +142,19 @@ class Problem(BaseModel):
 # -------------------------------------------------------------------------- predictor
 
 
-@contextlib.contextmanager
-def background_priority(niceness: int = 10):
-    """Load a new version at low CPU priority (this thread only, on Linux), so the versions
-    serving traffic next to it keep their latency during a rollout; then restore it."""
-    thread = threading.get_native_id()
-    try:
-        before = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, before + niceness)
-    except (AttributeError, OSError):  # not Linux, or not allowed: load at normal priority
-        yield
-        return
-    try:
-        yield
-    finally:
-        try:
-            os.setpriority(os.PRIO_PROCESS, thread, before)
-        except OSError:  # raising priority back needs CAP_SYS_NICE
-            log.warning("could not restore CPU priority %s after loading", before)
+def at_background_priority(fn, *args, niceness: int = 10):
+    """``fn(*args)`` in a thread of its own at lower CPU priority (on Linux, priority is per
+    thread), so a version loading next to the versions serving traffic does not take their
+    CPU. The thread ends with the call: nothing to restore, which would need privileges."""
+
+    def lower() -> None:
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
+            thread = threading.get_native_id()
+            niceness_now = os.getpriority(os.PRIO_PROCESS, thread)
+            os.setpriority(os.PRIO_PROCESS, thread, niceness_now + niceness)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="load", initializer=lower) as pool:
+        return pool.submit(fn, *args).result()
 
 
 @serve.deployment(
@@ -172,8 +168,7 @@ class FailurePredictor:
 
     def __init__(self, args: PredictorArgs):
         self.args = args
-        with background_priority():
-            self._load(args)
+        at_background_priority(self._load, args)
         self._score.set_max_batch_size(args.max_batch_size)
         self._score.set_batch_wait_timeout_s(args.batch_wait_timeout_s)
         self.check_health()  # a version that cannot score never becomes RUNNING

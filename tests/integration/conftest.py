@@ -38,6 +38,10 @@ def stack_env(tmp_path_factory) -> dict[str, str]:
         "CONVEYOR_RAY_CLIENT_PORT": str(free_port()),
         "CONVEYOR_RAY_DASHBOARD_AGENT_PORT": str(free_port()),
         "CONVEYOR_SERVE_HTTP_PORT": str(free_port()),
+        "CONVEYOR_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "CONVEYOR_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+        "CONVEYOR_SERVE_FALLBACK_PROXY_HTTP_PORT": str(free_port()),
+        "CONVEYOR_SERVE_FALLBACK_PROXY_GRPC_PORT": str(free_port()),
         "CONVEYOR_MLFLOW_PORT": str(free_port()),
         # Logical CPUs: the session's tests leave Serve applications deployed, as users of a
         # shared cluster would (about 2 CPUs by the real-stack tests), and a default 2-worker

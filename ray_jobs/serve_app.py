@@ -65,7 +65,8 @@ class PredictorArgs(BaseModel):
         0.002,
         ge=0.0,
         le=1.0,
-        description="How long a partial batch waits for more requests: a lone request pays it",
+        description="How long a partial batch waits for more requests while others are in "
+        "flight (a lone request never waits)",
     )
 
 
@@ -168,9 +169,9 @@ class FailurePredictor:
 
     def __init__(self, args: PredictorArgs):
         self.args = args
+        self.in_flight = 0
         at_background_priority(self._load, args)
         self._score.set_max_batch_size(args.max_batch_size)
-        self._score.set_batch_wait_timeout_s(args.batch_wait_timeout_s)
         self.check_health()  # a version that cannot score never becomes RUNNING
         log.info("loaded model=%s version=%s", args.model_name, self.version)
 
@@ -210,7 +211,16 @@ class FailurePredictor:
         return out
 
     async def predict(self, records: list[dict]) -> dict:
-        probabilities = await self._score(records)
+        # Adaptive batching: a partial batch waits for company only while other requests are
+        # in flight. A lone request is scored at once (the wait cost it 2 ms of p50 and bought
+        # nothing); under load, the wait is what fills the batches.
+        self.in_flight += 1
+        try:
+            wait = self.args.batch_wait_timeout_s if self.in_flight > 1 else 0.0
+            self._score.set_batch_wait_timeout_s(wait)
+            probabilities = await self._score(records)
+        finally:
+            self.in_flight -= 1
         return {
             "model_name": self.args.model_name,
             "model_version": self.version,

@@ -1,0 +1,88 @@
+"""The predictor's adaptive batching, on its class without Serve (``@serve.batch`` runs on a
+plain asyncio loop). The model is a stand-in that records the size of each call: what is
+tested is how requests are grouped, not the scores."""
+
+import asyncio
+
+import numpy as np
+import pytest
+from ray.serve import batching
+
+from pipelines.serving import SAMPLE_RECORDS
+from ray_jobs.serve_app import FailurePredictor, PredictorArgs
+
+LONG_WAIT = 60.0
+
+
+@pytest.fixture(autouse=True)
+def _outside_a_replica(monkeypatch):
+    # The one check that needs a replica's context: it compares max_batch_size with the
+    # deployment's max_ongoing_requests, which app_builder keeps above it.
+    monkeypatch.setattr(
+        batching._BatchQueue,
+        "_warn_if_max_batch_size_exceeds_max_ongoing_requests",
+        lambda self: None,
+    )
+
+
+@pytest.fixture(scope="module")
+def run():
+    """One event loop for the module: ``@serve.batch`` keeps one queue per decorated method,
+    bound to the loop that first used it (in a replica there is only one)."""
+    with asyncio.Runner() as runner:
+        yield runner.run
+
+
+class RecordingModel:
+    threshold = 0.5
+
+    def __init__(self):
+        self.calls: list[int] = []
+
+    def predict_proba(self, frame):
+        self.calls.append(len(frame))
+        return np.full(len(frame), 0.25)
+
+
+def _predictor(max_batch_size: int, wait: float = LONG_WAIT):
+    cls = FailurePredictor.func_or_class
+    predictor = cls.__new__(cls)  # no registry: __init__ would load a model from MLflow
+    # model_construct: a wait far over the field's 1 s bound, so waiting could not go unseen.
+    predictor.args = PredictorArgs.model_construct(
+        model_name="m",
+        model_version="1",
+        tracking_uri="http://unused",
+        max_batch_size=max_batch_size,
+        batch_wait_timeout_s=wait,
+    )
+    predictor.version, predictor.in_flight = "1", 0
+    predictor.model = RecordingModel()
+    predictor._score.set_max_batch_size(max_batch_size)
+    return predictor
+
+
+def test_a_lone_request_is_scored_at_once_not_after_the_batch_wait(run):
+    async def one():
+        predictor = _predictor(max_batch_size=8)
+        # With the 60 s wait applied, this would time out.
+        answer = await asyncio.wait_for(predictor.predict(SAMPLE_RECORDS[:1]), LONG_WAIT / 4)
+        return predictor, answer
+
+    predictor, answer = run(one())
+    assert predictor.model.calls == [1]
+    assert answer["predictions"] == [{"failure_probability": 0.25, "failure": False}]
+
+
+def test_concurrent_requests_share_model_calls(run):
+    async def many():
+        predictor = _predictor(max_batch_size=8, wait=0.05)
+        calls = [predictor.predict(SAMPLE_RECORDS[:1]) for _ in range(8)]
+        answers = await asyncio.wait_for(asyncio.gather(*calls), LONG_WAIT / 4)
+        return predictor, answers
+
+    predictor, answers = run(many())
+    assert len(answers) == 8 and all(len(a["predictions"]) == 1 for a in answers)
+    # Whoever finds nobody else in flight goes alone; the others wait for company.
+    assert sum(predictor.model.calls) == 8
+    assert len(predictor.model.calls) <= 2
+    assert predictor.in_flight == 0

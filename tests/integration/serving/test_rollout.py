@@ -46,9 +46,9 @@ def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     after_switch = served[served.index(versions["b"]) :]
     assert after_switch == [versions["b"]] * len(after_switch)  # no flapping back
     # The latency criterion (p99 during <= 2x steady) is measured and printed, not
-    # asserted: it held at x1.3-1.7 on an idle machine, but two fresh-clone CI runs on the
-    # shared two-core box had single ~0.5 s outliers during the rollout with 0 errors. A
-    # wall-clock threshold does not belong in a test; see docs/serving.md.
+    # asserted: on the shared two-core box the processes Serve starts for a new version
+    # delay a few requests by 0.1-0.4 s (x4.9-6.0 with HAProxy's lower steady p99), with 0
+    # errors. A wall-clock threshold does not belong in a test; see bench/README.md.
     ratio = p99(during) / p99(steady)
     print(f"p99 steady={p99(steady) * 1000:.1f}ms during={p99(during) * 1000:.1f}ms x{ratio:.2f}")
     slowest = sorted(during, key=lambda r: r[3])[-3:]

@@ -45,7 +45,7 @@ class ConveyorSettings(BaseSettings):
     serve_ingress: Literal["haproxy", "proxy"] = "haproxy"
     """How HTTP reaches the router: ``haproxy`` (Ray Serve's HAProxy ingress, which forwards
     straight to the router replica's own HTTP server, with Serve's throughput-optimized mode:
-    half the latency, 2.5x the throughput here, see bench/README.md) or ``proxy`` (Serve's
+    about half the latency and 3x the throughput here: bench/README.md) or ``proxy`` (Serve's
     Python HTTP proxy actor, Ray's default)."""
     serve_haproxy_stats_port: int = 8404
     serve_haproxy_metrics_port: int = 9101

@@ -8,15 +8,22 @@ Commit protocol (the same on a local disk and on an object store):
 1. the data goes to a new file with a unique name, which no reader looks at yet;
 2. the manifest, which names that file and its checksum, is written atomically (a local
    ``os.replace``, or a single object PUT): this is the commit;
-3. data files the manifest does not name are removed.
+3. data files the manifest does not name (read again: another writer may have committed
+   since) are removed.
 
 A writer killed at any point leaves either the previous partition or the new one, never half
 of one, and ingesting a date again replaces it. Readers read only the file a manifest names.
+Two runs may ingest the same date at once (the daily DAG and an all-in-one run): on a local
+disk writers of one partition take turns (a lock file next to it), and the last commit wins;
+a reader whose file was replaced between reading the manifest and opening the file reads the
+new manifest again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -122,13 +129,33 @@ def write_partition(
         run_id=run_id,
         report=report or {},
     )
-    _put(fs, f"{target}/{data_file}", payload)
-    _put(fs, f"{target}/{MANIFEST_FILE}", json.dumps(manifest.as_dict(), indent=2).encode())
-    for stale in fs.ls(target, detail=False):
-        name = stale.rstrip("/").rsplit("/", 1)[-1]
-        if (name.startswith("part-") and name != data_file) or name.endswith(".tmp"):
-            fs.rm(stale)  # an older version, or what a killed writer left
+    with _writers_take_turns(fs, target):
+        _put(fs, f"{target}/{data_file}", payload)
+        _put(fs, f"{target}/{MANIFEST_FILE}", json.dumps(manifest.as_dict(), indent=2).encode())
+        committed = json.loads(fs.cat_file(f"{target}/{MANIFEST_FILE}"))["data_file"]
+        for stale in fs.ls(target, detail=False):
+            name = stale.rstrip("/").rsplit("/", 1)[-1]
+            if (name.startswith("part-") and name != committed) or name.endswith(".tmp"):
+                fs.rm(stale)  # an older version, or what a killed writer left
     return manifest
+
+
+@contextlib.contextmanager
+def _writers_take_turns(fs: fsspec.AbstractFileSystem, target: str):
+    """One writer at a time per partition on a local disk (``flock`` on ``.date=….lock``
+    beside it, released if the writer dies). Object stores have no such lock: there the last
+    commit wins and, in a narrow window, a concurrent writer's cleanup can remove the file
+    the winner names; schedule one writer per date there."""
+    if not _is_local(fs):
+        yield
+        return
+    parent, name = target.rsplit("/", 1)
+    with open(f"{parent}/.{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def read_manifest(root: str | os.PathLike, day: dt.date) -> Manifest:
@@ -145,9 +172,16 @@ def data_path(root: str | os.PathLike, day: dt.date) -> str:
 
 
 def read_table(root: str | os.PathLike, day: dt.date) -> pa.Table:
-    fs, path = _fs(data_path(root, day))
-    with fs.open(path, "rb") as handle:
-        return pq.read_table(handle)
+    for attempt in range(3):
+        fs, path = _fs(data_path(root, day))
+        try:
+            with fs.open(path, "rb") as handle:
+                return pq.read_table(handle)
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
+            # A writer committed a new version, and removed this one, since we read the
+            # manifest: read it again.
 
 
 def read_partition(root: str | os.PathLike, day: dt.date):

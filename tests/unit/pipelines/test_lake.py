@@ -4,6 +4,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import fsspec
@@ -145,3 +146,33 @@ def test_a_week_is_its_seven_committed_days_from_monday(tmp_path):
     lake.quarantine_partition(tmp_path, monday + dt.timedelta(days=4), {}, run_id="r1")
     with pytest.raises(ValueError, match=r"no committed partition for 2026-11-06$"):
         lake.week_partitions(tmp_path, "2026-11-02 (W45)")
+
+
+def test_two_runs_ingesting_the_same_date_at_once_leave_a_whole_partition(tmp_path):
+    """The daily DAG and an all-in-one run may ingest one date at the same time, with other
+    rows (here: other machine counts). Whatever the interleaving, the committed partition is
+    one writer's whole data, and each reader gets whole data while they write."""
+    import pyarrow as pa
+
+    tables = [pa.table({"machine": [n] * (100 + n), "value": list(range(100 + n))}) for n in (1, 2)]
+    errors: list[BaseException] = []
+
+    def write(table):
+        try:
+            for _ in range(30):
+                lake.write_partition(table, str(tmp_path), DAY)
+        except BaseException as exc:  # surfaced below, in the test's thread
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(t,)) for t in tables]
+    for writer in writers:
+        writer.start()
+    while any(w.is_alive() for w in writers):
+        if (tmp_path / "telemetry" / "date=2026-11-02" / lake.MANIFEST_FILE).exists():
+            assert lake.read_table(str(tmp_path), DAY).num_rows in (101, 102)
+    for writer in writers:
+        writer.join()
+    assert not errors, errors
+    manifest = _committed_data_is_whole(tmp_path, DAY)
+    files = sorted(p.name for p in (tmp_path / "telemetry" / "date=2026-11-02").iterdir())
+    assert files == sorted([lake.MANIFEST_FILE, manifest.data_file])

@@ -14,9 +14,9 @@ Commit protocol (the same on a local disk and on an object store):
 A writer killed at any point leaves either the previous partition or the new one, never half
 of one, and ingesting a date again replaces it. Readers read only the file a manifest names.
 Two runs may ingest the same date at once (the daily DAG and an all-in-one run): on a local
-disk writers of one partition take turns (a lock file next to it), and the last commit wins;
-a reader whose file was replaced between reading the manifest and opening the file reads the
-new manifest again.
+disk writers of one partition take turns (a lock file under ``<root>/_locks``), and the last
+commit wins; a reader whose file was replaced between reading the manifest and opening the
+file reads the new manifest again.
 """
 
 from __future__ import annotations
@@ -142,15 +142,18 @@ def write_partition(
 
 @contextlib.contextmanager
 def _writers_take_turns(fs: fsspec.AbstractFileSystem, target: str):
-    """One writer at a time per partition on a local disk (``flock`` on ``.date=….lock``
-    beside it, released if the writer dies). Object stores have no such lock: there the last
-    commit wins and, in a narrow window, a concurrent writer's cleanup can remove the file
-    the winner names; schedule one writer per date there."""
+    """One writer at a time per partition on a local disk (``flock`` on
+    ``<root>/_locks/<table>/date=….lock``, outside the table so listings see only partitions;
+    released if the writer dies). Object stores have no such lock: there the last commit wins
+    and, in a narrow window, a concurrent writer's cleanup can remove the file the winner
+    names; schedule one writer per date there."""
     if not _is_local(fs):
         yield
         return
-    parent, name = target.rsplit("/", 1)
-    with open(f"{parent}/.{name}.lock", "a") as lock:
+    root, table, name = target.rsplit("/", 2)
+    locks = f"{root}/_locks/{table}"
+    os.makedirs(locks, exist_ok=True)
+    with open(f"{locks}/{name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield

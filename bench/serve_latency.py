@@ -6,7 +6,11 @@
 2. batched (``max_batch_size=32``, adaptive 2 ms wait) vs unbatched (``max_batch_size=1``)
    predictor throughput and p99 at saturation (64 concurrent clients, one record each), and
    what batching saves where it applies: the scoring call alone, 32 records at once vs 32
-   calls of one, in this process.
+   calls of one, in this process;
+3. rollouts under a steady load (20 requests/s): p99 in each rollout's window (the call plus
+   3 s) over p99 outside the windows, with the default two predictor slots (the new version
+   loads into the idle slot, in place) vs one slot (each rollout starts a new slot, as
+   every rollout did before slots). Three versions are cycled, so every rollout loads one.
 
 Rounds alternate between the two sides, so drift hits both. Prints ratios; not a test.
 Run: ``python -m bench.serve_latency`` from the repository root.
@@ -88,6 +92,24 @@ def saturate(url: str, clients: int, seconds: float) -> tuple[float, list[float]
     return asyncio.run(_saturate(url, clients, seconds))
 
 
+def _rollout_ratio(target, versions: list[str]) -> tuple[float, int]:
+    """One rollout of ``target`` to the next of ``versions`` under load: (p99 during / p99
+    steady, failed requests)."""
+    from bench.load import Load, failures, p99
+    from pipelines.rollout import current_routing, deploy
+
+    stable = current_routing(target).stable
+    version = versions[(versions.index(stable) + 1) % len(versions)]
+    with Load(target.endpoint, rate=20) as load:
+        time.sleep(5)
+        started = time.perf_counter()
+        deploy(target, version)
+        ended = time.perf_counter() + 3
+        time.sleep(6)
+    steady = load.since(0, started) + load.since(ended)
+    return p99(load.since(started, ended)) / p99(steady), len(failures(load.results))
+
+
 def _model(work: Path, tracking_uri: str) -> tuple[str, Path]:
     from pipelines import lake
     from pipelines.features import Scaler, feature_matrix
@@ -115,6 +137,17 @@ def _model(work: Path, tracking_uri: str) -> tuple[str, Path]:
     result = {"model_dir": str(directory), "train_dates": [day.isoformat()], "metrics": {}}
     version = register_training(tracking_uri, "bench_serving", result, "bench").version
     return version, directory
+
+
+def _more_versions(tracking_uri: str, model_dir: Path, n: int) -> list[str]:
+    """``n`` more registered versions of the same weights: each one is loaded afresh."""
+    from pipelines.registry import register_training
+
+    result = {"model_dir": str(model_dir), "train_dates": ["2026-11-01"], "metrics": {}}
+    return [
+        register_training(tracking_uri, "bench_serving", result, f"bench-{i}").version
+        for i in range(n)
+    ]
 
 
 def _scoring_gain(model_dir: Path, rounds: int = 200) -> float:
@@ -241,6 +274,29 @@ def main() -> None:
         print(f"batched / unbatched throughput: {gain:.2f} (target >= 3)")
         print(f"batched / unbatched p99: {p99_ratio:.2f} (target <= 1.5)")
         print(f"scoring alone, 32 records in one call vs 32 calls: {_scoring_gain(model_dir):.1f}x")
+
+        print("== rollouts under 20 requests/s (4 rounds, alternating)")
+        cycle = [version, *_more_versions(settings.tracking_uri, model_dir, 2)]
+        rollouts = {
+            "2 slots": target_from_settings(
+                settings, app_name="bench-slots", route_prefix="/slots", **common
+            ),
+            "1 slot": target_from_settings(
+                settings, app_name="bench-one-slot", route_prefix="/one-slot", slots=1, **common
+            ),
+        }
+        for target in rollouts.values():
+            deploy(target, cycle[0])
+        found = {name: [] for name in rollouts}
+        for _ in range(4):
+            for name, target in rollouts.items():
+                found[name].append(_rollout_ratio(target, cycle))
+        for name, runs in found.items():
+            ratios = [ratio for ratio, _ in runs]
+            listed = " ".join(f"{r:.2f}" for r in ratios)
+            print(f"{name:8s} p99 during / steady: median {statistics.median(ratios):.2f} "
+                  f"[{listed}]  failed requests: {sum(f for _, f in runs)}")  # fmt: skip
+        print("target: p99 during a rollout <= 2x steady, 0 failed")
     finally:
         if baseline is not None:
             baseline.terminate()

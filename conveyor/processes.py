@@ -29,6 +29,8 @@ class ServiceRecord:
     started_at: float
     log: str
     url: str
+    grace_s: float = 30.0
+    """How long ``stop`` waits after SIGTERM before SIGKILL."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -60,7 +62,21 @@ def require_free_ports(host: str, ports: dict[str, int]) -> None:
         )
 
 
-def spawn(name: str, argv: list[str], log_path: Path, env: dict, url: str, cwd: Path | None = None):
+RAY_GRACE_S = 10.0
+"""A Ray node's stop grace. ``ray start --block``, its GCS and Serve's actors (draining for
+Serve's 30 s minimum in HAProxy mode) outlast SIGTERM, and a local node keeps nothing worth
+waiting for: 30 s only delayed every stop. Ray's own ``ray stop`` waits 16 s."""
+
+
+def spawn(
+    name: str,
+    argv: list[str],
+    log_path: Path,
+    env: dict,
+    url: str,
+    cwd: Path | None = None,
+    grace_s: float = 30.0,
+):
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -78,6 +94,7 @@ def spawn(name: str, argv: list[str], log_path: Path, env: dict, url: str, cwd: 
         started_at=psutil.Process(proc.pid).create_time(),
         log=str(log_path),
         url=url,
+        grace_s=grace_s,
     )
 
 
@@ -110,8 +127,9 @@ def _tail(log_path: Path | None, lines: int = 15) -> str:
     return f"; see {log_path}:\n" + "\n".join(text)
 
 
-def stop(record: ServiceRecord, timeout: float = 30.0) -> bool:
-    """Stop the service and everything it spawned; True if it was running.
+def stop(record: ServiceRecord, timeout: float | None = None) -> bool:
+    """Stop the service and everything it spawned; True if it was running. SIGTERM, then
+    SIGKILL after ``timeout`` (the record's ``grace_s`` unless given).
 
     "Everything it spawned" is its process group plus all its descendants, collected before any
     signal: some children (Ray's worker processes) move to process groups of their own.
@@ -125,7 +143,8 @@ def stop(record: ServiceRecord, timeout: float = 30.0) -> bool:
     members[root.pid] = root
     for proc in members.values():
         _signal(proc, signal.SIGTERM)
-    _, alive = psutil.wait_procs(list(members.values()), timeout=timeout)
+    grace = record.grace_s if timeout is None else timeout
+    _, alive = psutil.wait_procs(list(members.values()), timeout=grace)
     for proc in alive:
         _signal(proc, signal.SIGKILL)
     psutil.wait_procs(alive, timeout=5)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from conveyor.processes import (
+    RAY_GRACE_S,
     ServiceRecord,
     StackError,
     require_free_ports,
@@ -104,7 +105,7 @@ def start_ray(settings: ConveyorSettings, timeout: float = 120.0) -> ServiceReco
     ]
     url = settings.ray_jobs_address
     env = {**service_env(settings), **serve_ingress_env(settings, Path(temp_dir))}
-    proc, record = spawn("ray", argv, log_path, env, url, cwd=PROJECT_ROOT)
+    proc, record = spawn("ray", argv, log_path, env, url, cwd=PROJECT_ROOT, grace_s=RAY_GRACE_S)
     wait_until(lambda: _ok(f"{url}/api/version"), "Ray head", timeout, proc, log_path)
     return record
 

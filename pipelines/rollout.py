@@ -1,16 +1,20 @@
 """Rollouts on Ray Serve: full deploy, canary, shadow, promotion and rollback, with automatic
-rollback when a new version fails to start or fails its smoke requests.
+rollback when a new version fails to load or fails its smoke requests.
 
-Every action is one call to ``apply_routing`` with a target ``Routing`` (which versions get
-traffic). It goes through Serve's declarative REST API, touching only our applications:
+Model versions live in predictor *slots*: long-lived applications (``<app>--slot<K>``, not
+exposed over HTTP) whose ``user_config`` names the version they hold. Every action is one
+call to ``apply_routing`` with a target ``Routing`` (which versions get traffic). It goes
+through Serve's declarative REST API, touching only our applications:
 
-1. start every version the target needs and the cluster lacks, each as its own application
-   (``<app>--v<N>``, not exposed over HTTP), and wait until it is RUNNING;
-2. smoke-test each new version through the live router, pinned by header, before it gets
-   traffic;
+1. load every version the target needs and no slot holds into a slot nothing routes to
+   (``plan_slots``): Serve reloads it in place, in the running replica, with no new process
+   and no build task; only when no slot is free is one created. Wait until it is RUNNING;
+2. tell the live router about the new slots and smoke-test each new version through it,
+   pinned by header, before it gets traffic;
 3. switch the router's ``user_config`` (applied in place, no restart) and check, over HTTP,
    that the router routes as asked; smoke-test again, unpinned;
-4. only then remove the versions nothing routes to.
+4. only then remove the slots beyond what is kept warm: ``slots`` of them (default 2), so the
+   previous version stays loaded for an instant rollback and the next rollout has a free slot.
 
 If 1-3 fail, the Serve config from before the call is put back, so the old version never
 stopped serving. Actions are idempotent: applying the routing already live only smoke-tests.
@@ -25,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
-from pipelines.routing import Routing, version_app_name
+from pipelines.routing import SLOT_SEPARATOR, Routing, slot_app_name
 from pipelines.serving import DeployError, smoke_test
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 PREDICTOR_IMPORT = "ray_jobs.serve_app:app_builder"
 ROUTER_IMPORT = "ray_jobs.serve_app:router_builder"
 ROUTER = "Router"
+PREDICTOR = "FailurePredictor"
 
 
 @dataclass(frozen=True)
@@ -49,22 +54,32 @@ class ServeTarget:
     require_auth: bool = False
     token: str = field(default="", repr=False)
     predictor: dict = field(default_factory=dict)
-    """Extra ``PredictorArgs``: num_replicas, max_batch_size, batch_wait_timeout_s."""
+    """Extra ``PredictorArgs``: num_replicas, num_cpus, max_batch_size, batch_wait_timeout_s."""
+    slots: int = 2
+    """Predictor slots kept loaded. 2: the previous version stays warm (instant rollback) and
+    a rollout loads into the idle slot without starting a process. 1 saves memory; each
+    rollout then starts a new slot next to the live one."""
     timeout: float = 300.0
 
     @property
     def endpoint(self) -> str:
         return f"http://{self.http_host}:{self.http_port}{self.route_prefix}"
 
-    def predictor_config(self, version: str) -> dict:
-        args = {
-            "model_name": self.model_name,
-            "model_version": str(version),
-            "tracking_uri": self.tracking_uri,
-            **self.predictor,
+    def slot_config(self, slot: int, version: str) -> dict:
+        args = {"model_name": self.model_name, "tracking_uri": self.tracking_uri, **self.predictor}
+        return {
+            "name": slot_app_name(self.app_name, slot),
+            "route_prefix": None,
+            "import_path": PREDICTOR_IMPORT,
+            "args": args,
+            "deployments": [{"name": PREDICTOR, "user_config": {"model_version": str(version)}}],
         }
-        name = version_app_name(self.app_name, version)
-        return {"name": name, "route_prefix": None, "import_path": PREDICTOR_IMPORT, "args": args}
+
+    def slot_of(self, app_name: str) -> int | None:
+        """The slot number of one of our predictor applications, else None."""
+        prefix = f"{self.app_name}{SLOT_SEPARATOR}"
+        number = app_name.removeprefix(prefix)
+        return int(number) if app_name.startswith(prefix) and number.isdigit() else None
 
     def router_config(self, routing: Routing) -> dict:
         return {
@@ -76,7 +91,7 @@ class ServeTarget:
         }
 
     def owns(self, app_name: str) -> bool:
-        return app_name == self.app_name or app_name.startswith(f"{self.app_name}--v")
+        return app_name == self.app_name or app_name.startswith(f"{self.app_name}--")
 
 
 def target_from_settings(settings, **overrides) -> ServeTarget:
@@ -91,6 +106,7 @@ def target_from_settings(settings, **overrides) -> ServeTarget:
         "tracking_uri": settings.tracking_uri,
         "require_auth": settings.serve_require_auth,
         "token": settings.serve_token.get_secret_value() if settings.serve_require_auth else "",
+        "slots": settings.serve_slots,
     }
     return ServeTarget(**{**values, **overrides})
 
@@ -169,13 +185,79 @@ def live_routing(configs: dict[str, dict], app_name: str) -> Routing | None:
     return None
 
 
+def slot_versions(configs: dict[str, dict], target: ServeTarget) -> dict[int, str]:
+    """Slot number -> the version its ``user_config`` names, for our predictor slots."""
+    out = {}
+    for name, config in configs.items():
+        slot = target.slot_of(name)
+        if slot is None:
+            continue
+        for deployment in config.get("deployments") or []:
+            version = (deployment.get("user_config") or {}).get("model_version")
+            if version:
+                out[slot] = str(version)
+    return out
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    slots: dict[int, str]
+    """Slot -> version after the rollout (kept slots included)."""
+    assigned: dict[str, int]
+    """Each routed version -> the slot that serves it."""
+    removed: list[int]
+
+
+def plan_slots(
+    loaded: dict[int, str], live: set[int], wanted: list[str], warm: str | None, keep: int
+) -> SlotPlan:
+    """Which slot serves each ``wanted`` version, never reloading a ``live`` slot (one the
+    router sends traffic to now).
+
+    A version some slot already holds is served from there (a rollback to a warm previous
+    version loads nothing). Any other version loads into a free slot, one not holding
+    ``warm`` if it can; a slot is created only when none is free. Unassigned slots are kept
+    up to ``keep`` slots in all (the one holding ``warm`` first), the rest removed; on a
+    first deploy a standby slot is added holding the stable version, so that the next
+    rollout has a free slot.
+    """
+    assigned: dict[str, int] = {}
+    for version in wanted:
+        holders = [s for s, v in loaded.items() if v == version and s not in assigned.values()]
+        if holders:
+            assigned[version] = min(holders, key=lambda s: (s not in live, s))
+    free = sorted(
+        (s for s in loaded if s not in live and s not in assigned.values()),
+        key=lambda s: (loaded[s] == warm, s),
+    )
+    unused = (n for n in range(len(loaded) + len(wanted) + keep) if n not in loaded)
+    for version in wanted:
+        if version not in assigned:
+            assigned[version] = free.pop(0) if free else next(unused)
+    slots = {s: v for v, s in assigned.items()}
+    for s in sorted(set(loaded) - set(slots), key=lambda s: (loaded[s] != warm, s)):
+        if len(slots) < keep:
+            slots[s] = loaded[s]
+    while len(slots) < keep and wanted:
+        slots[next(unused)] = wanted[0]
+    return SlotPlan(slots=slots, assigned=assigned, removed=sorted(set(loaded) - set(slots)))
+
+
+def slot_map(target: ServeTarget, slots: dict[int, str], assigned: dict[str, int]) -> dict:
+    """Routing.slots: every loaded version -> one slot application holding it."""
+    out = {v: slot_app_name(target.app_name, s) for s, v in sorted(slots.items())}
+    out.update({v: slot_app_name(target.app_name, s) for v, s in assigned.items()})
+    return dict(sorted(out.items()))
+
+
 @dataclass
 class RolloutResult:
     action: str
     endpoint: str
     routing: dict
     before: dict | None
-    started: list[str]
+    loaded: dict[str, str]
+    """Slot application -> the version this rollout loaded into it."""
     removed: list[str]
     smoke: dict
 
@@ -194,39 +276,57 @@ def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str
     current = live_routing(before, target.app_name)
     others = [c for n, c in before.items() if not target.owns(n)]
     ours = {n: c for n, c in before.items() if target.owns(n)}
-    wanted_versions = desired.versions()
-    predictors = {
-        version_app_name(target.app_name, v): target.predictor_config(v) for v in wanted_versions
+    loaded = slot_versions(ours, target)
+    serving = {  # live version -> its slot; these slots are never reloaded
+        v: target.slot_of(current.slots.get(v, "")) for v in (current.versions() if current else [])
     }
-    started = [n for n, c in predictors.items() if not _same(ours.get(n), c)]
-    log.info("%s: routing %s -> %s, starting %s", action, current, desired, started or "nothing")
+    serving = {v: s for v, s in serving.items() if s is not None}
+    plan = plan_slots(
+        loaded, set(serving.values()), desired.versions(), desired.previous, target.slots
+    )
+    slots = {
+        slot_app_name(target.app_name, s): target.slot_config(s, v) for s, v in plan.slots.items()
+    }
+    changed = {n: c for n, c in slots.items() if not _same(ours.get(n), c)}
+    desired = desired.model_copy(update={"slots": slot_map(target, plan.slots, plan.assigned)})
+    log.info("%s: routing %s -> %s, loading %s", action, current, desired, list(changed))
+
+    def put(apps: dict[str, dict]) -> None:
+        admin.put([*others, *apps.values()], target.http_host, target.http_port)
 
     def restore(reason: str) -> DeployError:
-        admin.put([*others, *ours.values()], target.http_host, target.http_port)
+        put(ours)
         if current:
             wait_for_routing(target, current)
-        serving = f"version {current.stable}" if current else "nothing (first deploy)"
-        log.error("%s rolled back: %s; serving %s", action, reason, serving)
-        return DeployError(f"{action} rolled back: {reason}; still serving {serving}")
+        still = f"version {current.stable}" if current else "nothing (first deploy)"
+        log.error("%s rolled back: %s; serving %s", action, reason, still)
+        return DeployError(f"{action} rolled back: {reason}; still serving {still}")
 
+    loading = {n: plan.slots[target.slot_of(n)] for n in changed}
     try:
-        if started:  # 1. new versions next to the live ones, no traffic yet
-            staged = {**ours, **{n: predictors[n] for n in started}}
-            admin.put([*others, *staged.values()], target.http_host, target.http_port)
-            admin.wait_running({n: predictors[n] for n in started}, target.timeout)
+        staged = {**ours, **changed}
+        if changed:  # 1. load into idle slots, or new ones: no traffic yet
+            put(staged)
+            admin.wait_running(changed, target.timeout)
             if current:  # 2. through the live router, pinned, before any user sees it
-                for name in started:
-                    version = predictors[name]["args"]["model_version"]
+                known = current.model_copy(
+                    update={"slots": slot_map(target, {**loaded, **plan.slots}, serving)}
+                )
+                staged[target.app_name] = target.router_config(known)
+                put(staged)
+                admin.wait_running({target.app_name: staged[target.app_name]}, target.timeout)
+                wait_for_routing(target, known)
+                for version in sorted(set(loading.values())):
                     smoke_test(target.endpoint, version, token=target.token, pinned=True)
-        # 3. switch traffic: the old versions keep running until the router has moved
+        # 3. switch traffic: the slots it leaves keep running until the router has moved
         router = target.router_config(desired)
-        switched = {**ours, **predictors, target.app_name: router}
-        admin.put([*others, *switched.values()], target.http_host, target.http_port)
+        switched = {**staged, target.app_name: router}
+        put(switched)
         admin.wait_running({target.app_name: router}, target.timeout)
         wait_for_routing(target, desired)
         smoke = {
             v: smoke_test(target.endpoint, v, token=target.token, pinned=True)
-            for v in wanted_versions
+            for v in desired.versions()
         }
         smoke["routed"] = smoke_test(
             target.endpoint, (desired.stable, desired.canary), token=target.token
@@ -234,18 +334,18 @@ def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str
     except (DeployError, httpx.HTTPError) as exc:
         raise restore(str(exc)) from exc
 
-    # 4. nothing routes to the rest any more
-    final = {n: c for n, c in switched.items() if n == target.app_name or n in predictors}
+    # 4. slots beyond those kept warm, and anything else of ours nothing routes to
+    final = {target.app_name: router, **slots}
     removed = sorted(set(switched) - set(final))
     if removed:
-        admin.put([*others, *final.values()], target.http_host, target.http_port)
+        put(final)
     log.info("%s done: routing=%s removed=%s", action, desired.model_dump(), removed)
     return RolloutResult(
         action=action,
         endpoint=target.endpoint,
         routing=desired.model_dump(),
         before=current.model_dump() if current else None,
-        started=started,
+        loaded=loading,
         removed=removed,
         smoke=smoke,
     )

@@ -25,12 +25,22 @@ class Routing(BaseModel):
     shadow: str | None = None
     previous: str | None = None
     """The stable version before the last promotion or deploy: where ``rollback`` returns."""
+    slots: dict[str, str] = Field(default_factory=dict)
+    """Version -> the predictor application (slot) that has it loaded. Every loaded version is
+    listed, routed or not, so a request pinned to a warm ``previous`` version is served."""
 
     def versions(self) -> list[str]:
         """Versions that must be running: stable, canary, shadow (no duplicates)."""
         return list(dict.fromkeys(v for v in (self.stable, self.canary, self.shadow) if v))
 
+    def unslotted(self) -> list[str]:
+        """Routed versions that no slot holds (a router refuses such a routing)."""
+        return [v for v in self.versions() if v not in self.slots]
 
-def version_app_name(app_name: str, version: str) -> str:
-    """The Serve application that holds one model version of ``app_name``."""
-    return f"{app_name}--v{version}"
+
+SLOT_SEPARATOR = "--slot"
+
+
+def slot_app_name(app_name: str, slot: int) -> str:
+    """The Serve application of predictor slot ``slot`` of ``app_name``."""
+    return f"{app_name}{SLOT_SEPARATOR}{slot}"

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -75,6 +75,10 @@ class ConveyorSettings(BaseSettings):
     """The bearer token; the Serve nodes read the same ``CONVEYOR_SERVE_TOKEN`` variable."""
     serve_canary_fraction: float = 0.1
     """Share of traffic a canary gets unless a run or the CLI says otherwise."""
+    serve_slots: int = Field(2, ge=1)
+    """Predictor slots kept loaded (``pipelines.rollout``). 2 keeps the previous version warm
+    for an instant rollback and lets a rollout load into the idle slot without starting a
+    process; 1 halves the models in memory, and each rollout then starts a new slot."""
 
     @cached_property
     def home_dir(self) -> Path:
@@ -117,6 +121,7 @@ class ConveyorSettings(BaseSettings):
             "--http-host": self.host,
             "--http-port": self.serve_http_port,
             "--require-auth": str(self.serve_require_auth).lower(),
+            "--slots": self.serve_slots,
         }
         return " ".join(f"{flag} {shlex.quote(str(value))}" for flag, value in flags.items())
 

@@ -4,7 +4,7 @@ promote, rollback), with automatic rollback when the new version fails.
 It runs on the cluster, next to Serve, so the Airflow worker only submits and waits, and the
 smoke requests come from where Serve is. The bearer token, when auth is on, is read from the
 node's ``CONVEYOR_SERVE_TOKEN`` (the variable the router itself reads), never from the command
-line. The result (routing, versions started and removed, smoke answers) is written via
+line. The result (routing, versions loaded into slots, slots removed, smoke answers) is written via
 ``ray_jobs.contract``.
 """
 
@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--require-auth", choices=("true", "false"), default="false")
     parser.add_argument("--predictor", default="{}", help="JSON: num_replicas, max_batch_size…")
+    parser.add_argument("--slots", type=int, default=2, help="predictor slots kept loaded")
     parser.add_argument("--timeout", type=float, default=300.0)
     return parser.parse_args(argv)
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
         require_auth=args.require_auth == "true",
         token=os.environ.get(TOKEN_ENV, "") if args.require_auth == "true" else "",
         predictor=json.loads(args.predictor),
+        slots=args.slots,
         timeout=args.timeout,
     )
     result = run_action(target, args.action, args.model_version, args.fraction)

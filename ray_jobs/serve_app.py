@@ -1,13 +1,16 @@
-"""Ray Serve applications: one predictor per model version, and a router in front of them.
+"""Ray Serve applications: predictor slots that each hold one model version, and a router
+in front of them.
 
-Why two kinds of application: a new version starts next to the old one (its own application,
-not exposed over HTTP), and traffic moves only when it is healthy, by changing the router's
-``user_config``, which Serve applies in place (``reconfigure``) without restarting the
-router. That is what makes a rollout zero-downtime, a canary or shadow a routing setting, and
-a rollback instant. ``pipelines.rollout`` writes the declarative configs.
+Why this shape: traffic moves only by changing the router's ``user_config``, and a new
+version loads into an idle slot by changing that slot's ``user_config``. Serve applies both
+in place (``reconfigure``), with no restart, no new process and no build task. That is what
+makes a rollout zero-downtime even on a small machine, a canary or shadow a routing setting,
+and a rollback to the previous version instant (it stays loaded in its slot).
+``pipelines.rollout`` writes the declarative configs and picks the slots.
 
-- ``app_builder(args)`` builds the predictor (``PredictorArgs``): it loads the model and its
-  feature scaler from the MLflow registry by version or alias and scores with ``@serve.batch``.
+- ``app_builder(args)`` builds a predictor slot (``PredictorArgs``); its ``user_config``
+  (``ModelChoice``) names the version, loaded with its feature scaler from the MLflow registry
+  by version or alias and scored with ``@serve.batch``.
 - ``router_builder(args)`` builds the HTTP ingress (``RouterArgs``): validation (422, never a
   500, for bad input), optional bearer auth, canary split, shadow copies, ``/healthz``,
   ``/metadata`` and the OpenAPI document.
@@ -26,6 +29,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Request
@@ -36,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ray import serve
 from ray.serve import Application
 
-from pipelines.routing import TOKEN_ENV, VERSION_HEADER, Routing, version_app_name
+from pipelines.routing import TOKEN_ENV, VERSION_HEADER, Routing
 from pipelines.serving import SAMPLE_RECORDS
 from pipelines.telemetry import PHYSICAL_RANGES
 
@@ -50,16 +54,17 @@ PREDICTOR = "FailurePredictor"
 
 
 class PredictorArgs(BaseModel):
-    """What a Serve config passes to ``app_builder``."""
+    """What a Serve config passes to ``app_builder``: everything but the model version, which
+    is the deployment's ``user_config`` (``ModelChoice``), so changing it reloads in place."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model_name: str = Field(min_length=1)
-    model_version: str = Field(
-        min_length=1, description="A registered version number, or an alias such as champion"
-    )
     tracking_uri: str = Field(min_length=1)
     num_replicas: int = Field(1, ge=1)
+    num_cpus: float = Field(
+        0.25, gt=0, description="CPUs Ray reserves per replica (a scheduling share, not a cap)"
+    )
     max_batch_size: int = Field(32, ge=1, le=MAX_RECORDS)
     batch_wait_timeout_s: float = Field(
         0.002,
@@ -67,6 +72,16 @@ class PredictorArgs(BaseModel):
         le=1.0,
         description="How long a partial batch waits for more requests while others are in "
         "flight (a lone request never waits)",
+    )
+
+
+class ModelChoice(BaseModel):
+    """The predictor deployment's ``user_config``: which registered version it serves."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_version: str = Field(
+        min_length=1, description="A registered version number, or an alias such as champion"
     )
 
 
@@ -143,7 +158,7 @@ class Problem(BaseModel):
 # -------------------------------------------------------------------------- predictor
 
 
-def at_background_priority(fn, *args, niceness: int = 10):
+async def at_background_priority(fn, *args, niceness: int = 10):
     """``fn(*args)`` in a thread of its own at lower CPU priority (on Linux, priority is per
     thread), so a version loading next to the versions serving traffic does not take their
     CPU. The thread ends with the call: nothing to restore, which would need privileges."""
@@ -154,59 +169,92 @@ def at_background_priority(fn, *args, niceness: int = 10):
             niceness_now = os.getpriority(os.PRIO_PROCESS, thread)
             os.setpriority(os.PRIO_PROCESS, thread, niceness_now + niceness)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="load", initializer=lower) as pool:
-        return pool.submit(fn, *args).result()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="load", initializer=lower)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+    finally:
+        pool.shutdown(wait=False)
+
+
+@dataclass(frozen=True)
+class LoadedVersion:
+    """One model version in memory; swapped as a whole, so a request never mixes two."""
+
+    requested: str
+    version: str
+    model: object
+    info: dict
+
+
+def load_version(args: PredictorArgs, requested: str) -> LoadedVersion:
+    """Resolve, download and load ``requested`` from the registry, then score the sample
+    records: a version that cannot score is refused before it replaces anything."""
+    import tempfile
+
+    import pandas as pd
+
+    from pipelines.model import LoadedModel
+    from pipelines.registry import describe_version, download_version, resolve_version
+
+    version = resolve_version(args.tracking_uri, args.model_name, requested)
+    directory = download_version(args.tracking_uri, args.model_name, version, tempfile.mkdtemp())
+    model = LoadedModel(directory)
+    probabilities = model.predict_proba(pd.DataFrame(SAMPLE_RECORDS)).tolist()
+    if not all(0.0 <= p <= 1.0 for p in probabilities):  # NaN fails this too
+        raise RuntimeError(
+            f"version {version} of {args.model_name} scored {probabilities}, not probabilities"
+        )
+    info = describe_version(args.tracking_uri, args.model_name, version)
+    return LoadedVersion(requested=requested, version=version, model=model, info=info)
 
 
 @serve.deployment(
-    ray_actor_options={"num_cpus": 0.5},
+    ray_actor_options={"num_cpus": 0.25},
     health_check_period_s=5,
     health_check_timeout_s=30,
     graceful_shutdown_timeout_s=20,
 )
 class FailurePredictor:
-    """One registered model version, scored in dynamic batches."""
+    """A predictor slot: serves whichever registered version its ``user_config`` names, in
+    dynamic batches. Changing the version reloads in place (``reconfigure``), in the same
+    process: a rollout starts no new process and no build task, which on a small machine
+    were what slowed the live version's requests during a rollout."""
 
     def __init__(self, args: PredictorArgs):
         self.args = args
         self.in_flight = 0
-        at_background_priority(self._load, args)
+        self.loaded: LoadedVersion | None = None
         self._score.set_max_batch_size(args.max_batch_size)
-        self.check_health()  # a version that cannot score never becomes RUNNING
-        log.info("loaded model=%s version=%s", args.model_name, self.version)
 
-    def _load(self, args: PredictorArgs) -> None:
-        import tempfile
-
-        from pipelines.model import LoadedModel
-        from pipelines.registry import describe_version, download_version, resolve_version
-
-        self.version = resolve_version(args.tracking_uri, args.model_name, args.model_version)
-        directory = download_version(
-            args.tracking_uri, args.model_name, self.version, tempfile.mkdtemp()
-        )
-        self.model = LoadedModel(directory)
-        self.info = describe_version(args.tracking_uri, args.model_name, self.version)
+    async def reconfigure(self, user_config: dict) -> None:
+        """Serve calls this before the replica's first request and on every change of
+        ``user_config``. The new version replaces the old one only once it has loaded and
+        scored the sample records; if it cannot, this raises and Serve marks the update
+        failed, which the rollout turns into a rollback."""
+        choice = ModelChoice.model_validate(user_config)
+        if self.loaded and self.loaded.requested == choice.model_version:
+            return
+        loaded = await at_background_priority(load_version, self.args, choice.model_version)
+        self.loaded = loaded
+        log.info("loaded model=%s version=%s", self.args.model_name, loaded.version)
 
     def check_health(self) -> None:
-        """Serve calls this every few seconds; a failing version never gets traffic."""
-        if getattr(self, "model", None) is None:
-            raise RuntimeError("no model loaded")
-        import pandas as pd
-
-        probabilities = self.model.predict_proba(pd.DataFrame(SAMPLE_RECORDS))
-        if not all(0.0 <= p <= 1.0 for p in probabilities.tolist()):
-            raise RuntimeError(f"self-test scored {probabilities.tolist()}, not probabilities")
+        """Serve calls this every few seconds; a slot without a version never gets traffic."""
+        if self.loaded is None:
+            raise RuntimeError(
+                "no model loaded: the deployment's user_config must name a model_version"
+            )
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
-    async def _score(self, batches: list[list[dict]]) -> list[list[float]]:
+    async def _score(self, batches: list[list[dict]]) -> list[tuple[LoadedVersion, list]]:
         import pandas as pd
 
+        loaded = self.loaded
         rows = [record for batch in batches for record in batch]
-        probabilities = self.model.predict_proba(pd.DataFrame(rows)).tolist()
+        probabilities = loaded.model.predict_proba(pd.DataFrame(rows)).tolist()
         out, start = [], 0
         for batch in batches:
-            out.append(probabilities[start : start + len(batch)])
+            out.append((loaded, probabilities[start : start + len(batch)]))
             start += len(batch)
         return out
 
@@ -218,14 +266,14 @@ class FailurePredictor:
         try:
             wait = self.args.batch_wait_timeout_s if self.in_flight > 1 else 0.0
             self._score.set_batch_wait_timeout_s(wait)
-            probabilities = await self._score(records)
+            loaded, probabilities = await self._score(records)
         finally:
             self.in_flight -= 1
         return {
             "model_name": self.args.model_name,
-            "model_version": self.version,
+            "model_version": loaded.version,
             "predictions": [
-                {"failure_probability": p, "failure": p >= self.model.threshold}
+                {"failure_probability": p, "failure": p >= loaded.model.threshold}
                 for p in probabilities
             ],
         }
@@ -233,16 +281,17 @@ class FailurePredictor:
     def metadata(self) -> dict:
         from pipelines.features import FEATURE_NAMES
 
-        alias = None if self.args.model_version.isdigit() else self.args.model_version
-        train_dates = self.info["tags"].get("train_dates", "")
+        loaded = self.loaded
+        alias = None if loaded.requested.isdigit() else loaded.requested
+        train_dates = loaded.info["tags"].get("train_dates", "")
         return {
             "model_name": self.args.model_name,
-            "model_version": self.version,
+            "model_version": loaded.version,
             "alias": alias,
-            "run_id": self.info["run_id"],
+            "run_id": loaded.info["run_id"],
             "training_partitions": [d for d in train_dates.split(",") if d],
-            "threshold": self.model.threshold,
-            "metrics": self.model.meta.get("metrics"),
+            "threshold": loaded.model.threshold,
+            "metrics": loaded.model.meta.get("metrics"),
             "input_schema": Record.model_json_schema(),
             "feature_names": list(FEATURE_NAMES),
             "batching": {
@@ -253,12 +302,15 @@ class FailurePredictor:
 
 
 def app_builder(args: dict) -> Application:
-    """A predictor application for one model version (Serve config ``args``)."""
+    """A predictor slot application (Serve config ``args``); the version it serves is the
+    ``FailurePredictor`` deployment's ``user_config``, ``{"model_version": ...}``."""
     parsed = PredictorArgs.model_validate(args)
     # Serve's default of 5 ongoing requests per replica would cap every batch at 5.
     ongoing = max(2 * parsed.max_batch_size, 8)
     return FailurePredictor.options(
-        num_replicas=parsed.num_replicas, max_ongoing_requests=ongoing
+        num_replicas=parsed.num_replicas,
+        max_ongoing_requests=ongoing,
+        ray_actor_options={"num_cpus": parsed.num_cpus},
     ).bind(parsed)
 
 
@@ -367,20 +419,23 @@ class Router:
 
     def reconfigure(self, user_config: dict) -> None:
         """Serve applies a new routing in place: no restart, no dropped request."""
-        self.routing = Routing.model_validate(user_config)
-        log.info("routing=%s", self.routing.model_dump())
+        routing = Routing.model_validate(user_config)
+        if routing.unslotted():
+            raise ValueError(f"routing sends traffic to versions no slot holds: {routing}")
+        self.routing = routing
+        log.info("routing=%s", routing.model_dump())
 
     def check_health(self) -> None:
         if self.routing is None:
             raise RuntimeError("no routing configured")
 
-    def _handle(self, version: str):
-        if version not in self.handles:
-            app = version_app_name(self.args.app_name, version)
-            self.handles[version] = serve.get_deployment_handle(
+    def _handle(self, app: str):
+        """A handle to the predictor slot application ``app`` (one per slot, kept)."""
+        if app not in self.handles:
+            self.handles[app] = serve.get_deployment_handle(
                 PREDICTOR, app_name=app, _check_exists=False
             )
-        return self.handles[version]
+        return self.handles[app]
 
     def _authorize(self, request: Request) -> None:
         if not self.token:
@@ -393,18 +448,23 @@ class Router:
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
-    def _pick(self, pinned: str | None) -> tuple[str, str]:
+    def _pick(self, pinned: str | None) -> tuple[str, str, str]:
+        """(version, served_by, slot application) from one routing snapshot."""
         routing = self.routing
         if pinned:
             if not pinned.isdigit():
                 raise HTTPException(status_code=422, detail=f"{VERSION_HEADER} must be a number")
-            return pinned, "pinned"
+            if pinned not in routing.slots:
+                raise HTTPException(
+                    status_code=404, detail=f"model version {pinned} is not deployed"
+                )
+            return pinned, "pinned", routing.slots[pinned]
         if routing.canary and random.random() < routing.canary_fraction:
-            return routing.canary, "canary"
-        return routing.stable, "stable"
+            return routing.canary, "canary", routing.slots[routing.canary]
+        return routing.stable, "stable", routing.slots[routing.stable]
 
-    async def _call(self, version: str, method: str, *args):
-        handle = getattr(self._handle(version), method)
+    async def _call(self, app: str, version: str, method: str, *args):
+        handle = getattr(self._handle(app), method)
         try:
             return await asyncio.wait_for(handle.remote(*args), self.args.request_timeout_s)
         except TimeoutError:
@@ -424,31 +484,21 @@ class Router:
         """Failure probabilities for one record or a batch; the answer names the version."""
         self._authorize(request)
         records = [r.model_dump() for r in body.records]
-        version, served_by = self._pick(request.headers.get(VERSION_HEADER))
-        if served_by == "pinned" and not await self._deployed(version):
-            raise HTTPException(status_code=404, detail=f"model version {version} is not deployed")
-        answer = await self._call(version, "predict", records)
+        version, served_by, app = self._pick(request.headers.get(VERSION_HEADER))
+        answer = await self._call(app, version, "predict", records)
+        if served_by == "pinned" and answer["model_version"] != version:
+            # The slot was reloaded with another version since this routing was read.
+            raise HTTPException(status_code=503, detail=f"model version {version} is unavailable")
         if not all(math.isfinite(p["failure_probability"]) for p in answer["predictions"]):
             log.error("version=%s scored a non-finite probability", version)
             raise HTTPException(status_code=503, detail=f"model version {version} failed to score")
-        shadow = self.routing.shadow
-        if shadow and served_by != "pinned":
-            self._shadow(shadow, records, answer)
+        routing = self.routing
+        if routing.shadow and served_by != "pinned":
+            self._shadow(routing.slots[routing.shadow], routing.shadow, records, answer)
         answer["served_by"] = served_by
         return JSONResponse(answer, headers={VERSION_HEADER: answer["model_version"]})
 
-    async def _deployed(self, version: str) -> bool:
-        routing = self.routing
-        if version in (routing.stable, routing.canary, routing.shadow):
-            return True
-        app = version_app_name(self.args.app_name, version)
-        try:
-            await asyncio.to_thread(serve.get_app_handle, app)
-        except Exception:  # RayServeException: no such application
-            return False
-        return True
-
-    def _shadow(self, version: str, records: list[dict], primary: dict) -> None:
+    def _shadow(self, app: str, version: str, records: list[dict], primary: dict) -> None:
         """Send a copy to the shadow version and log how it differs; never awaited by the
         client, and dropped (counted) when too many copies are already in flight."""
         self.shadow_stats["requests"] += 1
@@ -456,12 +506,12 @@ class Router:
             self.shadow_stats["errors"] += 1
             return
         self.shadow_inflight += 1
-        asyncio.get_running_loop().create_task(self._compare(version, records, primary))
+        asyncio.get_running_loop().create_task(self._compare(app, version, records, primary))
 
-    async def _compare(self, version: str, records: list[dict], primary: dict) -> None:
+    async def _compare(self, app: str, version: str, records: list[dict], primary: dict):
         started = time.perf_counter()
         try:
-            answer = await self._call(version, "predict", records)
+            answer = await self._call(app, version, "predict", records)
         except Exception as exc:  # the shadow's failure is logged, never surfaced
             self.shadow_stats["errors"] += 1
             log.warning("shadow version=%s failed: %s", version, exc)
@@ -498,7 +548,8 @@ class Router:
         versions = {"stable": routing.stable, "canary": routing.canary, "shadow": routing.shadow}
         out = {"routing": routing.model_dump(), "shadow_stats": dict(self.shadow_stats)}
         for role, version in versions.items():
-            out[role] = await self._call(version, "metadata") if version else None
+            slot = routing.slots.get(version)
+            out[role] = await self._call(slot, version, "metadata") if version else None
         return out
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.processes import spawn, stop, wait_until
+from conveyor.processes import RAY_GRACE_S, spawn, stop, wait_until
 from conveyor_provider.hooks.ray_jobs import RayJobsHook
 from pipelines.ingest import ingest_days
 from pipelines.sources.generator import GeneratorConfig
@@ -152,9 +152,8 @@ def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):
         f"--metrics-export-port={free_port()}",
         "--disable-usage-stats",
     ]
-    proc, record = spawn(
-        "ray-node2", argv, node_dir / "node.log", dict(os.environ), "", cwd=tmp_path
-    )
+    log_path, env = node_dir / "node.log", dict(os.environ)
+    proc, record = spawn("ray-node2", argv, log_path, env, "", cwd=tmp_path, grace_s=RAY_GRACE_S)
     try:
 
         def two_nodes():

@@ -8,6 +8,7 @@ from collections import Counter
 import httpx
 import pytest
 
+from bench.load import Load, failures, p99
 from pipelines.rollout import (
     ServeAdmin,
     current_routing,
@@ -17,9 +18,8 @@ from pipelines.rollout import (
     start_canary,
     start_shadow,
 )
-from pipelines.routing import version_app_name
+from pipelines.routing import slot_app_name
 from pipelines.serving import SAMPLE_RECORDS, DeployError
-from tests.integration.serving.load import Load, failures, p99
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +28,27 @@ def _apps(target) -> set[str]:
     return {n for n in ServeAdmin(target.dashboard).configs() if target.owns(n)}
 
 
+def _slots(target, *numbers) -> set[str]:
+    """The router and these predictor slots."""
+    return {target.app_name, *(slot_app_name(target.app_name, n) for n in numbers)}
+
+
+def _replicas(target) -> set[str]:
+    """Our applications' replica actors: unchanged when a version loads in place."""
+    apps = ServeAdmin(target.dashboard).status()["applications"]
+    return {
+        r["actor_id"]
+        for name, app in apps.items()
+        if target.owns(name)
+        for d in app["deployments"].values()
+        for r in d.get("replicas") or []
+    }
+
+
 def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     target = target_for("pm-zero")
     deploy(target, versions["a"])
+    replicas = _replicas(target)
     with Load(target.endpoint, rate=20) as load:
         time.sleep(12)  # steady state before
         switch_start = time.perf_counter()
@@ -45,10 +63,16 @@ def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     assert set(served) == {versions["a"], versions["b"]}
     after_switch = served[served.index(versions["b"]) :]
     assert after_switch == [versions["b"]] * len(after_switch)  # no flapping back
+    # b loaded in place into the standby slot: no process started, none stopped, and a stays
+    # warm in its slot for an instant rollback.
+    assert result.loaded == {slot_app_name(target.app_name, 1): versions["b"]}
+    assert _replicas(target) == replicas and _apps(target) == _slots(target, 0, 1)
+    assert result.removed == []
+    routing = current_routing(target)
+    assert routing.previous == versions["a"] and versions["a"] in routing.slots
     # The issue's latency criterion (p99 during <= 2x steady) is measured and printed, not
-    # asserted: on the shared two-core box the processes Serve starts for a new version
-    # delay a few requests by 0.1-0.4 s (x4.9-6.0 with HAProxy's lower steady p99), with 0
-    # errors. A wall-clock threshold does not belong in a test; see bench/README.md.
+    # asserted: a wall-clock threshold does not belong in a test; bench/README.md has the
+    # numbers.
     ratio = p99(during) / p99(steady)
     print(f"p99 steady={p99(steady) * 1000:.1f}ms during={p99(during) * 1000:.1f}ms x{ratio:.2f}")
     slowest = sorted(during, key=lambda r: r[3])[-3:]
@@ -56,8 +80,6 @@ def test_redeploy_under_load_has_zero_downtime(versions, target_for):
         "slowest during:",
         [(f"+{r[0] - switch_start:.1f}s", r[2], f"{r[3] * 1000:.0f}ms") for r in slowest],
     )
-    assert result.removed == [version_app_name(target.app_name, versions["a"])]
-    assert current_routing(target).previous == versions["a"]
 
 
 def test_a_version_that_fails_its_health_check_never_gets_traffic(versions, target_for):
@@ -71,7 +93,7 @@ def test_a_version_that_fails_its_health_check_never_gets_traffic(versions, targ
     assert not failures(load.results), failures(load.results)[:5]
     assert {r[2] for r in load.results} == {versions["a"]}
     assert current_routing(target).stable == versions["a"]
-    assert _apps(target) == {target.app_name, version_app_name(target.app_name, versions["a"])}
+    assert _apps(target) == _slots(target, 0, 1)
 
 
 def test_canary_split_then_promote_then_rollback(versions, target_for):
@@ -91,10 +113,12 @@ def test_canary_split_then_promote_then_rollback(versions, target_for):
     promote_canary(target)
     routing = current_routing(target)
     assert (routing.stable, routing.canary, routing.previous) == (b, None, a)
-    assert _apps(target) == {target.app_name, version_app_name(target.app_name, b)}
+    assert _apps(target) == _slots(target, 0, 1)
 
-    rollback(target)  # no canary or shadow left: back to the previous stable version
+    replicas = _replicas(target)
+    result = rollback(target)  # no canary or shadow left: back to the previous stable version
     assert current_routing(target).stable == a
+    assert result.loaded == {} and _replicas(target) == replicas  # a was still warm
     answer = httpx.post(f"{target.endpoint}/predict", json=SAMPLE_RECORDS[0], timeout=30)
     assert answer.json()["model_version"] == a
 
@@ -123,7 +147,7 @@ def test_shadow_gets_copies_but_never_answers(versions, target_for):
     rollback(target)  # ends the shadow
     routing = current_routing(target)
     assert (routing.stable, routing.shadow) == (a, None)
-    assert _apps(target) == {target.app_name, version_app_name(target.app_name, a)}
+    assert _apps(target) == _slots(target, 0, 1)
 
 
 def test_other_applications_are_left_alone(versions, target_for):
@@ -150,6 +174,6 @@ def test_repeating_a_deploy_changes_nothing(versions, target_for):
     target = target_for("pm-again")
     first = deploy(target, versions["a"])
     again = deploy(target, versions["a"])
-    assert first.started == [version_app_name(target.app_name, versions["a"])]
-    assert again.started == [] and again.removed == []
+    assert set(first.loaded) == _slots(target, 0, 1) - {target.app_name}
+    assert again.loaded == {} and again.removed == []
     assert current_routing(target).stable == versions["a"]

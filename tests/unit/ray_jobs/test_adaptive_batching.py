@@ -6,23 +6,12 @@ import asyncio
 
 import numpy as np
 import pytest
-from ray.serve import batching
 
 from pipelines.serving import SAMPLE_RECORDS
-from ray_jobs.serve_app import FailurePredictor, PredictorArgs
+from ray_jobs.serve_app import FailurePredictor, LoadedVersion, PredictorArgs
 
 LONG_WAIT = 60.0
-
-
-@pytest.fixture(autouse=True)
-def _outside_a_replica(monkeypatch):
-    # The one check that needs a replica's context: it compares max_batch_size with the
-    # deployment's max_ongoing_requests, which app_builder keeps above it.
-    monkeypatch.setattr(
-        batching._BatchQueue,
-        "_warn_if_max_batch_size_exceeds_max_ongoing_requests",
-        lambda self: None,
-    )
+pytestmark = pytest.mark.usefixtures("outside_a_replica")
 
 
 @pytest.fixture(scope="module")
@@ -45,19 +34,15 @@ class RecordingModel:
 
 
 def _predictor(max_batch_size: int, wait: float = LONG_WAIT):
-    cls = FailurePredictor.func_or_class
-    predictor = cls.__new__(cls)  # no registry: __init__ would load a model from MLflow
     # model_construct: a wait far over the field's 1 s bound, so waiting could not go unseen.
-    predictor.args = PredictorArgs.model_construct(
+    args = PredictorArgs.model_construct(
         model_name="m",
-        model_version="1",
         tracking_uri="http://unused",
         max_batch_size=max_batch_size,
         batch_wait_timeout_s=wait,
     )
-    predictor.version, predictor.in_flight = "1", 0
-    predictor.model = RecordingModel()
-    predictor._score.set_max_batch_size(max_batch_size)
+    predictor = FailurePredictor.func_or_class(args)
+    predictor.loaded = LoadedVersion(requested="1", version="1", model=RecordingModel(), info={})
     return predictor
 
 
@@ -69,7 +54,7 @@ def test_a_lone_request_is_scored_at_once_not_after_the_batch_wait(run):
         return predictor, answer
 
     predictor, answer = run(one())
-    assert predictor.model.calls == [1]
+    assert predictor.loaded.model.calls == [1]
     assert answer["predictions"] == [{"failure_probability": 0.25, "failure": False}]
 
 
@@ -83,6 +68,6 @@ def test_concurrent_requests_share_model_calls(run):
     predictor, answers = run(many())
     assert len(answers) == 8 and all(len(a["predictions"]) == 1 for a in answers)
     # Whoever finds nobody else in flight goes alone; the others wait for company.
-    assert sum(predictor.model.calls) == 8
-    assert len(predictor.model.calls) <= 2
+    assert sum(predictor.loaded.model.calls) == 8
+    assert len(predictor.loaded.model.calls) <= 2
     assert predictor.in_flight == 0

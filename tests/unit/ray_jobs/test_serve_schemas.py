@@ -7,7 +7,14 @@ from pydantic import ValidationError
 
 from pipelines.routing import Routing
 from pipelines.serving import SAMPLE_RECORDS
-from ray_jobs.serve_app import MAX_RECORDS, PredictorArgs, PredictRequest, _one_line
+from ray_jobs.serve_app import (
+    MAX_RECORDS,
+    ModelChoice,
+    PredictorArgs,
+    PredictRequest,
+    Router,
+    _one_line,
+)
 
 GOOD = SAMPLE_RECORDS[0]
 
@@ -43,12 +50,18 @@ def test_batch_size_is_bounded():
 
 
 def test_builder_args_are_typed_and_closed():
-    args = PredictorArgs(model_name="m", model_version="champion", tracking_uri="http://x")
+    args = PredictorArgs(model_name="m", tracking_uri="http://x")
     assert args.max_batch_size >= 1 and args.num_replicas == 1
     with pytest.raises(ValidationError, match="max_batch_size"):
-        PredictorArgs(model_name="m", model_version="1", tracking_uri="x", max_batch_size=0)
+        PredictorArgs(model_name="m", tracking_uri="x", max_batch_size=0)
     with pytest.raises(ValidationError, match="typo"):
-        PredictorArgs(model_name="m", model_version="1", tracking_uri="x", typo=1)
+        PredictorArgs(model_name="m", tracking_uri="x", typo=1)
+    # The version is the slot's user_config, so that changing it reloads in place.
+    with pytest.raises(ValidationError, match="model_version"):
+        PredictorArgs(model_name="m", tracking_uri="x", model_version="1")
+    assert ModelChoice.model_validate({"model_version": "champion"}).model_version == "champion"
+    with pytest.raises(ValidationError, match="model_version"):
+        ModelChoice.model_validate({"model_version": ""})
 
 
 def test_routing_lists_each_running_version_once():
@@ -58,9 +71,19 @@ def test_routing_lists_each_running_version_once():
         Routing(stable="3", canary_fraction=1.5)
 
 
+def test_a_router_refuses_a_routing_to_a_version_no_slot_holds():
+    cls = Router.func_or_class
+    router = cls.__new__(cls)  # the ingress wrapper's __init__ needs a replica
+    router.reconfigure({"stable": "3", "slots": {"3": "pm--slot0"}})
+    with pytest.raises(ValueError, match="no slot holds"):
+        router.reconfigure({"stable": "3", "canary": "4", "slots": {"3": "pm--slot0"}})
+    assert router.routing.stable == "3" and router.routing.canary is None  # kept the last good
+
+
 def test_rollout_args_quote_what_they_template(monkeypatch):
     from pipelines.settings import ConveyorSettings
 
     monkeypatch.setenv("CONVEYOR_SERVE_ROUTE_PREFIX", "/a b")
     args = ConveyorSettings().rollout_args()
     assert "--route-prefix '/a b'" in args and "--require-auth false" in args
+    assert "--slots 2" in args

@@ -1,4 +1,5 @@
-"""A steady request load for rollout tests, sent from its own process."""
+"""A steady request load for the rollout tests and the rollout benchmark, sent from its own
+process."""
 
 import multiprocessing
 import time

@@ -31,11 +31,9 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int) -> dict[st
 
 
 def free_port() -> int:
-    import socket
+    from conveyor.processes import free_port as pick
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return pick()
 
 
 @contextlib.contextmanager

@@ -53,6 +53,29 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+_handed_out: set[int] = set()
+
+
+def free_port(low: int = 20000, high: int = 29999) -> int:
+    """A port free now, for a service about to start (tests, benchmarks).
+
+    Not an ephemeral port (``bind(0)``): the kernel hands those out again to every outgoing
+    connection and to the components Ray starts on random ports, so one could be taken before
+    our service binds it (a Ray head died that way, its client server unable to bind). The
+    default range lies below the kernel's ephemeral range (32768+), above Ray's worker ports
+    (10002-19999) and below Serve's replica ports (30000+); never the same port twice per
+    process."""
+    import random
+
+    candidates = [p for p in range(low, high + 1) if p not in _handed_out]
+    random.shuffle(candidates)
+    for port in candidates[:500]:
+        if port_is_free("127.0.0.1", port) and port_is_free("0.0.0.0", port):
+            _handed_out.add(port)
+            return port
+    raise StackError(f"no free port in {low}-{high}")
+
+
 def require_free_ports(host: str, ports: dict[str, int]) -> None:
     taken = [f"{name}={port}" for name, port in ports.items() if not port_is_free(host, port)]
     if taken:

@@ -7,7 +7,6 @@ always stopped (by PID), also when a test fails.
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -15,17 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.processes import stop
+from conveyor.processes import free_port, stop
 from conveyor.stack import start_mlflow, start_ray
 from pipelines.settings import ConveyorSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

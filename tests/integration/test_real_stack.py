@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from conveyor.airflow_api import AirflowAPI
-from conveyor.processes import stop, wait_until
+from conveyor.processes import free_port, stop, wait_until
 from conveyor.stack import (
     AIRFLOW_USER,
     airflow_server_env,
@@ -33,7 +33,6 @@ from pipelines import lake
 from pipelines.rollout import ServeAdmin, target_from_settings
 from pipelines.serving import SAMPLE_RECORDS
 from pipelines.settings import ConveyorSettings
-from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -136,8 +136,8 @@ def test_a_retried_train_job_resumes_instead_of_restarting(ray_head, small_lake,
 def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):
     """A second node joins the head (`ray start --address`); STRICT_SPREAD puts one training
     worker on each node; the run succeeds with shared storage."""
+    from conveyor.processes import free_port
     from conveyor.stack import _bin
-    from tests.integration.conftest import free_port
 
     node_dir = tmp_path / "node2"
     argv = [

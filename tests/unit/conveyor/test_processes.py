@@ -6,7 +6,7 @@ import time
 import psutil
 import pytest
 
-from conveyor.processes import StackError, require_free_ports, spawn, stop
+from conveyor.processes import StackError, free_port, require_free_ports, spawn, stop
 
 TREE = (
     "import subprocess, sys, time;"
@@ -49,3 +49,17 @@ def test_a_taken_port_is_a_clear_error():
         port = sock.getsockname()[1]
         with pytest.raises(StackError, match=f"airflow={port}"):
             require_free_ports("127.0.0.1", {"airflow": port})
+
+
+def test_free_ports_stay_out_of_the_ranges_others_pick_from_at_random():
+    low, high = (int(n) for n in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+    ports = [free_port() for _ in range(20)]
+    assert len(set(ports)) == 20  # never the same port twice
+    assert all(not low <= p <= high for p in ports)  # not a port the kernel hands out
+    assert all(20000 <= p < 30000 for p in ports)  # not Ray's workers, not Serve's replicas
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        taken = sock.getsockname()[1]
+        with pytest.raises(StackError, match=f"no free port in {taken}-{taken}"):
+            free_port(taken, taken)

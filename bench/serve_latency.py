@@ -13,7 +13,8 @@
    every rollout did before slots). Three versions are cycled, so every rollout loads one.
 
 Rounds alternate between the two sides, so drift hits both. Prints ratios; not a test.
-Run: ``python -m bench.serve_latency`` from the repository root.
+Run: ``python -m bench.serve_latency [--only latency throughput batching rollouts]`` from the
+repository root.
 """
 
 from __future__ import annotations
@@ -186,11 +187,86 @@ def _baseline(model_dir: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("the FastAPI baseline did not start")
 
 
-def main() -> None:
+def latency(urls: dict[str, str], floor_url: str) -> None:
+    print("== latency, one client, sequential (5 rounds x 300 requests, alternating)")
+    lat = {name: [] for name in urls}
+    for _ in range(5):
+        for name, url in urls.items():
+            lat[name].extend(sequential(url, 300))
+    p = {name: _percentiles(values) for name, values in lat.items()}
+    for name, (p50, p99) in p.items():
+        ms = f"p50={p50 * 1000:6.2f} ms  p99={p99 * 1000:6.2f} ms"
+        print(f"{name:8s} {ms}  p99/p50={p99 / p50:4.2f}")
+    floor = statistics.median(_get_latencies(floor_url, 300)) * 1000
+    print(f"Serve floor (HTTP proxy + router replica, no model call): p50={floor:.2f} ms")
+    overhead = (p["serve"][0] - p["fastapi"][0]) * 1000
+    print(f"Serve p50 overhead: {overhead:.2f} ms (target <= 3 ms)")
+    print(f"Serve p99/p50: {p['serve'][1] / p['serve'][0]:.2f} (target <= 2.5)")
+
+
+def throughput(urls: dict[str, str]) -> None:
+    print("== throughput, 16 concurrent clients (3 rounds x 10 s, alternating)")
+    rps = {name: [] for name in urls}
+    for _ in range(3):
+        for name, url in urls.items():
+            rps[name].append(saturate(url, 16, 10)[0])
+    for name, values in rps.items():
+        print(f"{name:8s} {statistics.median(values):7.1f} req/s")
+    ratio = statistics.median(rps["serve"]) / statistics.median(rps["fastapi"])
+    print(f"Serve / FastAPI max throughput: {ratio:.2f}")
+
+
+def batching(sides: dict[str, str], model_dir: Path) -> None:
+    print("== batching at saturation, 64 concurrent clients (3 rounds x 10 s, alternating)")
+    result = {name: ([], []) for name in sides}
+    for _ in range(3):
+        for name, endpoint in sides.items():
+            rps, latencies = saturate(f"{endpoint}/predict", 64, 10)
+            result[name][0].append(rps)
+            result[name][1].extend(latencies)
+    summary = {}
+    for name, (throughputs, latencies) in result.items():
+        summary[name] = (statistics.median(throughputs), _percentiles(latencies)[1])
+        print(f"{name:9s} {summary[name][0]:7.1f} req/s  p99={summary[name][1] * 1000:7.1f} ms")
+    gain = summary["batched"][0] / summary["unbatched"][0]
+    p99_ratio = summary["batched"][1] / summary["unbatched"][1]
+    print(f"batched / unbatched throughput: {gain:.2f} (target >= 3)")
+    print(f"batched / unbatched p99: {p99_ratio:.2f} (target <= 1.5)")
+    print(f"scoring alone, 32 records in one call vs 32 calls: {_scoring_gain(model_dir):.1f}x")
+
+
+def rollouts(targets: dict, cycle: list[str]) -> None:
+    from pipelines.rollout import deploy
+
+    print("== rollouts under 20 requests/s (4 rounds, alternating)")
+    for target in targets.values():
+        deploy(target, cycle[0])
+    found = {name: [] for name in targets}
+    for _ in range(4):
+        for name, target in targets.items():
+            found[name].append(_rollout_ratio(target, cycle))
+    for name, runs in found.items():
+        ratios = [ratio for ratio, _ in runs]
+        listed = " ".join(f"{r:.2f}" for r in ratios)
+        print(f"{name:8s} p99 during / steady: median {statistics.median(ratios):.2f} "
+              f"[{listed}]  failed requests: {sum(f for _, f in runs)}")  # fmt: skip
+    print("target: p99 during a rollout <= 2x steady, 0 failed")
+
+
+SECTIONS = ("latency", "throughput", "batching", "rollouts")
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     from conveyor.processes import stop
     from conveyor.stack import start_mlflow, start_ray
     from pipelines.rollout import deploy, target_from_settings
     from pipelines.settings import ConveyorSettings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS)
+    only = parser.parse_args(argv).only
 
     work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     ports = (
@@ -212,91 +288,34 @@ def main() -> None:
     baseline = None
     try:
         version, model_dir = _model(work, settings.tracking_uri)
-        common = {"model_name": "bench_serving"}
-        batched = target_from_settings(
-            settings, app_name="bench-batched", route_prefix="/batched", **common,
-            predictor={"max_batch_size": 32, "batch_wait_timeout_s": 0.002},
-        )  # fmt: skip
-        unbatched = target_from_settings(
-            settings, app_name="bench-unbatched", route_prefix="/unbatched", **common,
-            predictor={"max_batch_size": 1, "batch_wait_timeout_s": 0.0},
-        )  # fmt: skip
+
+        def target(app: str, **overrides):
+            named = {"app_name": app, "route_prefix": f"/{app}", "model_name": "bench_serving"}
+            return target_from_settings(settings, **named, **overrides)
+
+        batched = target("batched", predictor={"max_batch_size": 32, "batch_wait_timeout_s": 0.002})
+        unbatched = target("unbatched", predictor={"max_batch_size": 1, "batch_wait_timeout_s": 0})
         deploy(batched, version)
-        deploy(unbatched, version)
-        port = free_port()
-        baseline = _baseline(model_dir, port)
-        urls = {
-            "fastapi": f"http://127.0.0.1:{port}/predict",
-            "serve": f"{batched.endpoint}/predict",
-        }
-        for url in urls.values():
-            sequential(url, 50)  # warm-up
-
-        print("== latency, one client, sequential (5 rounds x 300 requests, alternating)")
-        lat = {name: [] for name in urls}
-        for _ in range(5):
-            for name, url in urls.items():
-                lat[name].extend(sequential(url, 300))
-        p = {name: _percentiles(values) for name, values in lat.items()}
-        for name, (p50, p99) in p.items():
-            ms = f"p50={p50 * 1000:6.2f} ms  p99={p99 * 1000:6.2f} ms"
-            print(f"{name:8s} {ms}  p99/p50={p99 / p50:4.2f}")
-        floor = statistics.median(_get_latencies(f"{batched.endpoint}/healthz", 300)) * 1000
-        print(f"Serve floor (HTTP proxy + router replica, no model call): p50={floor:.2f} ms")
-        overhead = (p["serve"][0] - p["fastapi"][0]) * 1000
-        print(f"Serve p50 overhead: {overhead:.2f} ms (target <= 3 ms)")
-        print(f"Serve p99/p50: {p['serve'][1] / p['serve'][0]:.2f} (target <= 2.5)")
-
-        print("== throughput, 16 concurrent clients (3 rounds x 10 s, alternating)")
-        rps = {name: [] for name in urls}
-        for _ in range(3):
-            for name, url in urls.items():
-                rps[name].append(saturate(url, 16, 10)[0])
-        for name, values in rps.items():
-            print(f"{name:8s} {statistics.median(values):7.1f} req/s")
-        ratio = statistics.median(rps["serve"]) / statistics.median(rps["fastapi"])
-        print(f"Serve / FastAPI max throughput: {ratio:.2f}")
-
-        print("== batching at saturation, 64 concurrent clients (3 rounds x 10 s, alternating)")
-        sides = {"batched": batched.endpoint, "unbatched": unbatched.endpoint}
-        result = {name: ([], []) for name in sides}
-        for _ in range(3):
-            for name, endpoint in sides.items():
-                throughput, latencies = saturate(f"{endpoint}/predict", 64, 10)
-                result[name][0].append(throughput)
-                result[name][1].extend(latencies)
-        summary = {}
-        for name, (throughputs, latencies) in result.items():
-            summary[name] = (statistics.median(throughputs), _percentiles(latencies)[1])
-            print(f"{name:9s} {summary[name][0]:7.1f} req/s  p99={summary[name][1] * 1000:7.1f} ms")
-        gain = summary["batched"][0] / summary["unbatched"][0]
-        p99_ratio = summary["batched"][1] / summary["unbatched"][1]
-        print(f"batched / unbatched throughput: {gain:.2f} (target >= 3)")
-        print(f"batched / unbatched p99: {p99_ratio:.2f} (target <= 1.5)")
-        print(f"scoring alone, 32 records in one call vs 32 calls: {_scoring_gain(model_dir):.1f}x")
-
-        print("== rollouts under 20 requests/s (4 rounds, alternating)")
-        cycle = [version, *_more_versions(settings.tracking_uri, model_dir, 2)]
-        rollouts = {
-            "2 slots": target_from_settings(
-                settings, app_name="bench-slots", route_prefix="/slots", **common
-            ),
-            "1 slot": target_from_settings(
-                settings, app_name="bench-one-slot", route_prefix="/one-slot", slots=1, **common
-            ),
-        }
-        for target in rollouts.values():
-            deploy(target, cycle[0])
-        found = {name: [] for name in rollouts}
-        for _ in range(4):
-            for name, target in rollouts.items():
-                found[name].append(_rollout_ratio(target, cycle))
-        for name, runs in found.items():
-            ratios = [ratio for ratio, _ in runs]
-            listed = " ".join(f"{r:.2f}" for r in ratios)
-            print(f"{name:8s} p99 during / steady: median {statistics.median(ratios):.2f} "
-                  f"[{listed}]  failed requests: {sum(f for _, f in runs)}")  # fmt: skip
-        print("target: p99 during a rollout <= 2x steady, 0 failed")
+        if {"latency", "throughput"} & set(only):
+            port = free_port()
+            baseline = _baseline(model_dir, port)
+            urls = {
+                "fastapi": f"http://127.0.0.1:{port}/predict",
+                "serve": f"{batched.endpoint}/predict",
+            }
+            for url in urls.values():
+                sequential(url, 50)  # warm-up
+            if "latency" in only:
+                latency(urls, f"{batched.endpoint}/healthz")
+            if "throughput" in only:
+                throughput(urls)
+        if "batching" in only:
+            deploy(unbatched, version)
+            batching({"batched": batched.endpoint, "unbatched": unbatched.endpoint}, model_dir)
+        if "rollouts" in only:
+            cycle = [version, *_more_versions(settings.tracking_uri, model_dir, 2)]
+            targets = {"2 slots": target("slots"), "1 slot": target("one-slot", slots=1)}
+            rollouts(targets, cycle)
     finally:
         if baseline is not None:
             baseline.terminate()

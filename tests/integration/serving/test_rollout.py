@@ -94,6 +94,10 @@ def test_a_version_that_fails_its_health_check_never_gets_traffic(versions, targ
     assert {r[2] for r in load.results} == {versions["a"]}
     assert current_routing(target).stable == versions["a"]
     assert _apps(target) == _slots(target, 0, 1)
+    # The slot that refused the broken version is usable again: the next rollout works.
+    assert deploy(target, versions["b"]).routing["stable"] == versions["b"]
+    answer = httpx.post(f"{target.endpoint}/predict", json=SAMPLE_RECORDS[0], timeout=30)
+    assert answer.json()["model_version"] == versions["b"]
 
 
 def test_canary_split_then_promote_then_rollback(versions, target_for):

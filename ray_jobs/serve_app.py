@@ -197,8 +197,8 @@ def load_version(args: PredictorArgs, requested: str) -> LoadedVersion:
     from pipelines.registry import describe_version, download_version, resolve_version
 
     version = resolve_version(args.tracking_uri, args.model_name, requested)
-    directory = download_version(args.tracking_uri, args.model_name, version, tempfile.mkdtemp())
-    model = LoadedModel(directory)
+    with tempfile.TemporaryDirectory(prefix="model-") as scratch:  # a slot reloads many times
+        model = LoadedModel(download_version(args.tracking_uri, args.model_name, version, scratch))
     probabilities = model.predict_proba(pd.DataFrame(SAMPLE_RECORDS)).tolist()
     if not all(0.0 <= p <= 1.0 for p in probabilities):  # NaN fails this too
         raise RuntimeError(

@@ -30,12 +30,6 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int) -> dict[st
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def free_port() -> int:
-    from conveyor.processes import free_port as pick
-
-    return pick()
-
-
 @contextlib.contextmanager
 def local_ray(work):
     """A Ray head of our own (``ray start --head`` on free ports, 4 logical CPUs), connected;
@@ -44,7 +38,7 @@ def local_ray(work):
 
     import ray
 
-    from conveyor.processes import stop
+    from conveyor.processes import free_port, stop
     from conveyor.stack import start_ray
     from pipelines.settings import ConveyorSettings
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench._common import free_port
+from conveyor.processes import free_port
 from pipelines.serving import SAMPLE_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._common import free_port, local_ray, training_config
+from bench._common import local_ray, training_config
+from conveyor.processes import free_port
 from pipelines.ingest import ingest_days
 from pipelines.sources.generator import GeneratorConfig
 

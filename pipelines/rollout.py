@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
-from pipelines.routing import SLOT_SEPARATOR, Routing, slot_app_name
+from pipelines.routing import PREDICTOR_DEPLOYMENT, SLOT_SEPARATOR, Routing, slot_app_name
 from pipelines.serving import DeployError, smoke_test
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 PREDICTOR_IMPORT = "ray_jobs.serve_app:app_builder"
 ROUTER_IMPORT = "ray_jobs.serve_app:router_builder"
 ROUTER = "Router"
-PREDICTOR = "FailurePredictor"
 
 
 @dataclass(frozen=True)
@@ -72,7 +71,9 @@ class ServeTarget:
             "route_prefix": None,
             "import_path": PREDICTOR_IMPORT,
             "args": args,
-            "deployments": [{"name": PREDICTOR, "user_config": {"model_version": str(version)}}],
+            "deployments": [
+                {"name": PREDICTOR_DEPLOYMENT, "user_config": {"model_version": str(version)}}
+            ],
         }
 
     def slot_of(self, app_name: str) -> int | None:

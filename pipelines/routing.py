@@ -38,6 +38,9 @@ class Routing(BaseModel):
         return [v for v in self.versions() if v not in self.slots]
 
 
+PREDICTOR_DEPLOYMENT = "FailurePredictor"
+"""The deployment in each predictor slot application (``ray_jobs.serve_app``), named in the
+slot's Serve config and in the router's handles."""
 SLOT_SEPARATOR = "--slot"
 
 

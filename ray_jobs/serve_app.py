@@ -40,14 +40,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ray import serve
 from ray.serve import Application
 
-from pipelines.routing import TOKEN_ENV, VERSION_HEADER, Routing
+from pipelines.routing import PREDICTOR_DEPLOYMENT, TOKEN_ENV, VERSION_HEADER, Routing
 from pipelines.serving import SAMPLE_RECORDS
 from pipelines.telemetry import PHYSICAL_RANGES
 
 log = logging.getLogger("ray.serve")
 
 MAX_RECORDS = 1024
-PREDICTOR = "FailurePredictor"
 
 
 # ---------------------------------------------------------------------------- schemas
@@ -433,7 +432,7 @@ class Router:
         """A handle to the predictor slot application ``app`` (one per slot, kept)."""
         if app not in self.handles:
             self.handles[app] = serve.get_deployment_handle(
-                PREDICTOR, app_name=app, _check_exists=False
+                PREDICTOR_DEPLOYMENT, app_name=app, _check_exists=False
             )
         return self.handles[app]
 

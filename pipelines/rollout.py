@@ -54,6 +54,8 @@ class ServeTarget:
     token: str = field(default="", repr=False)
     predictor: dict = field(default_factory=dict)
     """Extra ``PredictorArgs``: num_replicas, num_cpus, max_batch_size, batch_wait_timeout_s."""
+    router: dict = field(default_factory=dict)
+    """Extra ``RouterArgs``: num_replicas, mirror_stable, max_body_bytes, request_timeout_s."""
     slots: int = 2
     """Predictor slots kept loaded. 2: the previous version stays warm (instant rollback) and
     a rollout loads into the idle slot without starting a process. 1 saves memory; each
@@ -87,7 +89,7 @@ class ServeTarget:
             "name": self.app_name,
             "route_prefix": self.route_prefix,
             "import_path": ROUTER_IMPORT,
-            "args": {"app_name": self.app_name, "require_auth": self.require_auth},
+            "args": {"app_name": self.app_name, "require_auth": self.require_auth, **self.router},
             "deployments": [{"name": ROUTER, "user_config": routing.model_dump()}],
         }
 

@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--require-auth", choices=("true", "false"), default="false")
     parser.add_argument("--predictor", default="{}", help="JSON: num_replicas, max_batch_size…")
+    parser.add_argument("--router", default="{}", help="JSON: num_replicas, mirror_stable…")
     parser.add_argument("--slots", type=int, default=2, help="predictor slots kept loaded")
     parser.add_argument("--timeout", type=float, default=300.0)
     return parser.parse_args(argv)
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
         require_auth=args.require_auth == "true",
         token=os.environ.get(TOKEN_ENV, "") if args.require_auth == "true" else "",
         predictor=json.loads(args.predictor),
+        router=json.loads(args.router),
         slots=args.slots,
         timeout=args.timeout,
     )

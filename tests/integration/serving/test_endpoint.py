@@ -31,6 +31,20 @@ def test_one_record_or_a_batch_and_the_answer_names_the_version(served, versions
     assert probabilities[1] > probabilities[0]
 
 
+def test_the_router_scores_the_stable_version_itself_with_the_slots_answers(
+    served, versions, target_for, in_process
+):
+    assert in_process(served, versions["a"])
+    hop = target_for("pm-hop", router={"mirror_stable": False})  # every request to the slot
+    deploy(hop, versions["a"])
+    assert httpx.get(f"{hop.endpoint}/healthz", timeout=30).json()["in_process"] is None
+    records = {"records": SAMPLE_RECORDS * 3}
+    here = httpx.post(f"{served.endpoint}/predict", json=records, timeout=30).json()
+    there = httpx.post(f"{hop.endpoint}/predict", json=records, timeout=30).json()
+    assert here["model_version"] == there["model_version"] == versions["a"]
+    assert here["predictions"] == there["predictions"]
+
+
 def test_health_metadata_and_openapi(served, versions):
     health = httpx.get(f"{served.endpoint}/healthz", timeout=30).json()
     assert health["status"] == "ok" and health["routing"]["stable"] == versions["a"]

@@ -45,7 +45,7 @@ def _replicas(target) -> set[str]:
     }
 
 
-def test_redeploy_under_load_has_zero_downtime(versions, target_for):
+def test_redeploy_under_load_has_zero_downtime(versions, target_for, in_process):
     target = target_for("pm-zero")
     deploy(target, versions["a"])
     replicas = _replicas(target)
@@ -70,6 +70,7 @@ def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     assert result.removed == []
     routing = current_routing(target)
     assert routing.previous == versions["a"] and versions["a"] in routing.slots
+    assert in_process(target, versions["b"])  # the router's own copy followed the rollout
     # The latency criterion (p99 during <= 2x steady) is measured and printed, not
     # asserted: a wall-clock threshold does not belong in a test; bench/README.md has the
     # numbers.

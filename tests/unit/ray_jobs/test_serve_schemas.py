@@ -1,5 +1,6 @@
 """The request schemas and routing model the router enforces, without a cluster."""
 
+import asyncio
 import math
 from functools import partial
 from types import SimpleNamespace
@@ -75,11 +76,11 @@ def test_routing_lists_each_running_version_once():
 
 def test_a_router_refuses_a_routing_to_a_version_no_slot_holds():
     # The method alone: the ingress wrapper around the class needs a replica to exist.
-    router = SimpleNamespace(routing=None)
+    router = SimpleNamespace(routing=None, mirror=None)
     reconfigure = partial(Router.func_or_class.reconfigure, router)
-    reconfigure({"stable": "3", "slots": {"3": "pm--slot0"}})
+    asyncio.run(reconfigure({"stable": "3", "slots": {"3": "pm--slot0"}}))
     with pytest.raises(ValueError, match="no slot holds"):
-        reconfigure({"stable": "3", "canary": "4", "slots": {"3": "pm--slot0"}})
+        asyncio.run(reconfigure({"stable": "3", "canary": "4", "slots": {"3": "pm--slot0"}}))
     assert router.routing.stable == "3" and router.routing.canary is None  # kept the last good
 
 

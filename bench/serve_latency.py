@@ -93,9 +93,9 @@ def saturate(url: str, clients: int, seconds: float) -> tuple[float, list[float]
     return asyncio.run(_saturate(url, clients, seconds))
 
 
-def _rollout_ratio(target, versions: list[str]) -> tuple[float, int]:
+def _rollout_ratio(target, versions: list[str]) -> tuple[float, int, float, float]:
     """One rollout of ``target`` to the next of ``versions`` under load: (p99 during / p99
-    steady, failed requests)."""
+    steady, failed requests, p99 steady, p99 during)."""
     from bench.load import Load, failures, p99
     from pipelines.rollout import current_routing, deploy
 
@@ -107,8 +107,11 @@ def _rollout_ratio(target, versions: list[str]) -> tuple[float, int]:
         deploy(target, version)
         ended = time.perf_counter() + 3
         time.sleep(6)
-    steady = load.since(0, started) + load.since(ended)
-    return p99(load.since(started, ended)) / p99(steady), len(failures(load.results))
+    steady, during = (
+        p99(load.since(0, started) + load.since(ended)),
+        p99(load.since(started, ended)),
+    )
+    return during / steady, len(failures(load.results)), steady, during
 
 
 def _model(work: Path, tracking_uri: str) -> tuple[str, Path]:
@@ -258,10 +261,12 @@ def rollouts(targets: dict, cycle: list[str]) -> None:
         for name, target in targets.items():
             found[name].append(_rollout_ratio(target, cycle))
     for name, runs in found.items():
-        ratios = [ratio for ratio, _ in runs]
+        ratios = [run[0] for run in runs]
         listed = " ".join(f"{r:.2f}" for r in ratios)
+        steady, during = (statistics.median(r[i] for r in runs) * 1000 for i in (2, 3))
         print(f"{name:8s} p99 during / steady: median {statistics.median(ratios):.2f} "
-              f"[{listed}]  failed requests: {sum(f for _, f in runs)}")  # fmt: skip
+              f"[{listed}]  failed requests: {sum(run[1] for run in runs)}  "
+              f"(median p99 steady {steady:.1f} ms, during {during:.1f} ms)")  # fmt: skip
     print("target: p99 during a rollout <= 2x steady, 0 failed")
 
 

@@ -10,7 +10,9 @@ through Serve's declarative REST API, touching only our applications:
    (``plan_slots``): Serve reloads it in place, in the running replica, with no new process
    and no build task; only when no slot is free is one created. Wait until it is RUNNING;
 2. tell the live router about the new slots and smoke-test each new version through it,
-   pinned by header, before it gets traffic;
+   pinned by header, before it gets traffic; a new stable version is also named
+   ``Routing.incoming``, and the router copies it into its own process ahead of the switch
+   (``wait_for_copy``), so the switch itself only swaps that copy in;
 3. switch the router's ``user_config`` (applied in place, no restart) and check, over HTTP,
    that the router routes as asked; smoke-test again, unpinned;
 4. only then remove the slots beyond what is kept warm: ``slots`` of them (default 2), so the
@@ -291,7 +293,9 @@ def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str
         slot_app_name(target.app_name, s): target.slot_config(s, v) for s, v in plan.slots.items()
     }
     changed = {n: c for n, c in slots.items() if not _same(ours.get(n), c)}
-    desired = desired.model_copy(update={"slots": slot_map(target, plan.slots, plan.assigned)})
+    slotted = slot_map(target, plan.slots, plan.assigned)
+    desired = desired.model_copy(update={"slots": slotted, "incoming": None})
+    incoming = desired.stable if current and desired.stable != current.stable else None
     log.info("%s: routing %s -> %s, loading %s", action, current, desired, list(changed))
 
     def put(apps: dict[str, dict]) -> None:
@@ -311,16 +315,23 @@ def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str
         if changed:  # 1. load into idle slots, or new ones: no traffic yet
             put(staged)
             admin.wait_running(changed, target.timeout)
-            if current:  # 2. through the live router, pinned, before any user sees it
-                known = current.model_copy(
-                    update={"slots": slot_map(target, {**loaded, **plan.slots}, serving)}
-                )
-                staged[target.app_name] = target.router_config(known)
-                put(staged)
-                admin.wait_running({target.app_name: staged[target.app_name]}, target.timeout)
-                wait_for_routing(target, known)
-                for version in sorted(set(loading.values())):
-                    smoke_test(target.endpoint, version, token=target.token, pinned=True)
+        if current and (changed or incoming):
+            # 2. through the live router, pinned, before any user sees it; the router copies
+            # the incoming stable version meanwhile, so the switch only swaps it in
+            known = current.model_copy(
+                update={
+                    "slots": slot_map(target, {**loaded, **plan.slots}, serving),
+                    "incoming": incoming,
+                }
+            )
+            staged[target.app_name] = target.router_config(known)
+            put(staged)
+            admin.wait_running({target.app_name: staged[target.app_name]}, target.timeout)
+            wait_for_routing(target, known)
+            for version in sorted(set(loading.values())):
+                smoke_test(target.endpoint, version, token=target.token, pinned=True)
+            if incoming:
+                wait_for_copy(target, incoming)
         # 3. switch traffic: the slots it leaves keep running until the router has moved
         router = target.router_config(desired)
         switched = {**staged, target.app_name: router}
@@ -369,6 +380,25 @@ def wait_for_routing(target: ServeTarget, desired: Routing, timeout: float = 60.
                 return
             time.sleep(0.2)
     raise DeployError(f"router did not apply routing {desired.model_dump()} (answers {last})")
+
+
+def wait_for_copy(target: ServeTarget, version: str, timeout: float = 15.0) -> bool:
+    """Until the router holds its copy of ``version`` (``/healthz``: ``staged`` or
+    ``in_process``). Not an error if it does not: the version's slot serves it until then."""
+    if not target.router.get("mirror_stable", True):
+        return False
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=10.0) as client:
+        while time.monotonic() < deadline:
+            try:
+                health = client.get(f"{target.endpoint}/healthz").json()
+            except (httpx.HTTPError, ValueError):
+                health = {}
+            if version in (health.get("in_process"), *health.get("staged", ())):
+                return True
+            time.sleep(0.1)
+    log.warning("the router holds no copy of version %s yet: its slot serves it", version)
+    return False
 
 
 def current_routing(target: ServeTarget) -> Routing | None:

@@ -29,13 +29,17 @@ class Routing(BaseModel):
     """Version -> the predictor application (slot) that has it loaded. Every loaded version is
     listed, routed or not, so a request pinned to a warm ``previous`` version is served."""
 
+    incoming: str | None = None
+    """The version a rollout is about to make stable: the router copies it ahead of the switch
+    (``ray_jobs.serve_app.StableMirror``), so the switch itself only swaps it in."""
+
     def versions(self) -> list[str]:
         """Versions that must be running: stable, canary, shadow (no duplicates)."""
         return list(dict.fromkeys(v for v in (self.stable, self.canary, self.shadow) if v))
 
     def unslotted(self) -> list[str]:
-        """Routed versions that no slot holds (a router refuses such a routing)."""
-        return [v for v in self.versions() if v not in self.slots]
+        """Routed or incoming versions that no slot holds (a router refuses such a routing)."""
+        return [v for v in (*self.versions(), self.incoming) if v and v not in self.slots]
 
 
 PREDICTOR_DEPLOYMENT = "FailurePredictor"

@@ -332,50 +332,70 @@ class StableMirror:
 
     Why: on the way through a slot, a request pays a second hop (a gRPC call to the slot's
     process, and Serve's request handling there), about half of the Serve p50 on a small
-    machine. The copy comes from the slot that loaded and checked the version, over a handle
+    machine. A copy comes from the slot that loaded and checked the version, over a handle
     call (``export``), and is checked again here before it takes any request, so the router
-    never talks to the registry. Until it has arrived, and for every other version (canary,
-    shadow, pinned), requests go to the slots as before. Scoring reuses ``FailurePredictor``
-    (the class, not a deployment) with the slot's own batching settings."""
+    never talks to the registry. The version a rollout is about to make stable
+    (``Routing.incoming``) is copied ahead and held unused, so the switch only swaps it in.
+    Every other version (canary, shadow, pinned), and the stable one until its copy is here,
+    goes to the slots. Scoring reuses ``FailurePredictor`` (the class, not a deployment) with
+    the slot's own batching settings; only the stable version is scored here, so one batch
+    never mixes two versions."""
 
     def __init__(self, retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)):
         self.predictor: FailurePredictor | None = None
-        self.copying: str | None = None
+        self.stable: str | None = None
+        self.wanted: set[str] = set()
+        self.staged: dict[str, tuple[LoadedVersion, PredictorArgs]] = {}
         self.retry_delays = retry_delays
-        self._task: asyncio.Task | None = None
+        self._tasks: dict[str, asyncio.Task] = {}
 
     @property
     def version(self) -> str | None:
         """The version scored here, or None."""
         return self.predictor.loaded.version if self.predictor else None
 
-    def follow(self, version: str, fetch) -> None:
-        """Start copying ``version`` (``await fetch()`` gives a slot's ``export()``) unless it
-        is already here or on its way; a copy of another version on its way is dropped."""
-        if version in (self.version, self.copying):
-            return
-        if self._task is not None:
-            self._task.cancel()
-        self.copying = version
-        self._task = asyncio.get_running_loop().create_task(self._copy(version, fetch))
+    def follow(self, stable: str, incoming: str | None, fetch) -> None:
+        """Score ``stable`` here once its copy is here, and copy ``incoming`` ahead; ``await
+        fetch(version)`` gives that version's slot's ``export()``. Copies of other versions,
+        held or on their way, are dropped."""
+        self.stable, self.wanted = stable, {v for v in (stable, incoming) if v}
+        for version in [v for v in self._tasks if v not in self.wanted]:
+            self._tasks.pop(version).cancel()
+        self.staged = {v: c for v, c in self.staged.items() if v in self.wanted}
+        self._install()
+        loop = asyncio.get_running_loop()
+        for version in self.wanted - {self.version, *self.staged, *self._tasks}:
+            self._tasks[version] = loop.create_task(self._copy(version, fetch))
 
-    async def _copy(self, version: str, fetch) -> None:
-        for delay in (*self.retry_delays, None):
-            try:
-                loaded, args = await at_background_priority(unpack_copy, await fetch(), version)
-                break
-            except Exception as exc:  # the slots still serve it: retry, then give up loudly
-                if delay is None:
-                    log.error("version %s stays in its slot only: %r", version, exc)
-                    self.copying = None
-                    return
-                log.warning("copying version %s failed, retry in %.1f s: %r", version, delay, exc)
-                await asyncio.sleep(delay)
+    def _install(self) -> None:
+        if self.stable not in self.staged:
+            return
+        loaded, args = self.staged.pop(self.stable)
         if self.predictor is None or self.predictor.args != args:
             self.predictor = FailurePredictor.func_or_class(args)
         self.predictor.loaded = loaded
-        self.copying = None
-        log.info("router scores version %s in process", version)
+        log.info("router scores version %s in process", loaded.version)
+
+    async def _copy(self, version: str, fetch) -> None:
+        try:
+            for delay in (*self.retry_delays, None):
+                try:
+                    copy = await at_background_priority(unpack_copy, await fetch(version), version)
+                    break
+                except Exception as exc:  # its slot still serves it: retry, then give up loudly
+                    if delay is None:
+                        log.error("version %s stays in its slot only: %r", version, exc)
+                        return
+                    log.warning(
+                        "copying version %s failed, retry in %.1fs: %r", version, delay, exc
+                    )
+                    await asyncio.sleep(delay)
+        finally:
+            if self._tasks.get(version) is asyncio.current_task():
+                del self._tasks[version]
+        if version in self.wanted:
+            self.staged[version] = copy
+            self._install()
 
     async def predict(self, records: list[dict]) -> dict:
         return await self.predictor.predict(records)
@@ -509,8 +529,10 @@ class Router:
         self.routing = routing
         log.info("routing=%s", routing.model_dump())
         if self.mirror:
-            slot, version = routing.slots[routing.stable], routing.stable
-            self.mirror.follow(version, partial(self._call, slot, version, "export"))
+            self.mirror.follow(routing.stable, routing.incoming, partial(self._export, routing))
+
+    async def _export(self, routing: Routing, version: str) -> bytes:
+        return await self._call(routing.slots[version], version, "export")
 
     def check_health(self) -> None:
         if self.routing is None:
@@ -634,11 +656,18 @@ class Router:
 
     @api.get("/healthz")
     def healthz(self) -> dict:
-        """Liveness of the router, what it routes to, and which version it scores in its own
-        process (``in_process``; null while that version's copy is on its way). No auth, no
-        model call."""
-        in_process = self.mirror.version if self.mirror else None
-        return {"status": "ok", "routing": self.routing.model_dump(), "in_process": in_process}
+        """Liveness of the router, what it routes to, which version it scores in its own
+        process (``in_process``; null while that version's copy is on its way) and the copies
+        it holds ahead of a switch (``staged``). No auth, no model call."""
+        in_process, staged = (
+            (self.mirror.version, sorted(self.mirror.staged)) if self.mirror else (None, [])
+        )
+        return {
+            "status": "ok",
+            "routing": self.routing.model_dump(),
+            "in_process": in_process,
+            "staged": staged,
+        }
 
     @api.get("/metadata", responses={401: {"model": Problem}})
     async def metadata(self, request: Request) -> dict:

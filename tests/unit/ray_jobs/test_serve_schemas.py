@@ -82,6 +82,8 @@ def test_a_router_refuses_a_routing_to_a_version_no_slot_holds():
     with pytest.raises(ValueError, match="no slot holds"):
         asyncio.run(reconfigure({"stable": "3", "canary": "4", "slots": {"3": "pm--slot0"}}))
     assert router.routing.stable == "3" and router.routing.canary is None  # kept the last good
+    with pytest.raises(ValueError, match="no slot holds"):  # nothing to copy ahead from
+        asyncio.run(reconfigure({"stable": "3", "incoming": "4", "slots": {"3": "pm--slot0"}}))
 
 
 def test_rollout_args_quote_what_they_template(monkeypatch):

@@ -338,8 +338,8 @@ class StableMirror:
     (``Routing.incoming``) is copied ahead and held unused, so the switch only swaps it in.
     Every other version (canary, shadow, pinned), and the stable one until its copy is here,
     goes to the slots. Scoring reuses ``FailurePredictor`` (the class, not a deployment) with
-    the slot's own batching settings; only the stable version is scored here, so one batch
-    never mixes two versions."""
+    the slot's own batching settings; it holds one version at a time, swapped whole, so a
+    batch never mixes two."""
 
     def __init__(self, retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)):
         self.predictor: FailurePredictor | None = None

@@ -13,8 +13,9 @@ through Serve's declarative REST API, touching only our applications:
    pinned by header, before it gets traffic; a new stable version is also named
    ``Routing.incoming``, and the router copies it into its own process ahead of the switch
    (``wait_for_copy``), so the switch itself only swaps that copy in;
-3. switch the router's ``user_config`` (applied in place, no restart) and check, over HTTP,
-   that the router routes as asked; smoke-test again, unpinned;
+3. switch the routing (the ``user_config`` of the router application's ``RoutingTable``,
+   applied in place and followed by the router, whose replicas Serve does not touch) and
+   check, over HTTP, that the router routes as asked; smoke-test again, unpinned;
 4. only then remove the slots beyond what is kept warm: ``slots`` of them (default 2), so the
    previous version stays loaded for an instant rollback and the next rollout has a free slot.
 
@@ -31,14 +32,19 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
-from pipelines.routing import PREDICTOR_DEPLOYMENT, SLOT_SEPARATOR, Routing, slot_app_name
+from pipelines.routing import (
+    PREDICTOR_DEPLOYMENT,
+    ROUTING_TABLE,
+    SLOT_SEPARATOR,
+    Routing,
+    slot_app_name,
+)
 from pipelines.serving import DeployError, smoke_test
 
 log = logging.getLogger(__name__)
 
 PREDICTOR_IMPORT = "ray_jobs.serve_app:app_builder"
 ROUTER_IMPORT = "ray_jobs.serve_app:router_builder"
-ROUTER = "Router"
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class ServeTarget:
             "route_prefix": self.route_prefix,
             "import_path": ROUTER_IMPORT,
             "args": {"app_name": self.app_name, "require_auth": self.require_auth, **self.router},
-            "deployments": [{"name": ROUTER, "user_config": routing.model_dump()}],
+            "deployments": [{"name": ROUTING_TABLE, "user_config": routing.model_dump()}],
         }
 
     def owns(self, app_name: str) -> bool:
@@ -185,7 +191,7 @@ def live_routing(configs: dict[str, dict], app_name: str) -> Routing | None:
     if not router:
         return None
     for deployment in router.get("deployments") or []:
-        if deployment.get("name") == ROUTER and deployment.get("user_config"):
+        if deployment.get("name") == ROUTING_TABLE and deployment.get("user_config"):
             return Routing.model_validate(deployment["user_config"])
     return None
 

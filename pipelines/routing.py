@@ -15,7 +15,7 @@ TOKEN_ENV = "CONVEYOR_SERVE_TOKEN"
 
 
 class Routing(BaseModel):
-    """The router deployment's ``user_config``."""
+    """The ``user_config`` of the router application's ``RoutingTable`` deployment."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,6 +45,9 @@ class Routing(BaseModel):
 PREDICTOR_DEPLOYMENT = "FailurePredictor"
 """The deployment in each predictor slot application (``ray_jobs.serve_app``), named in the
 slot's Serve config and in the router's handles."""
+ROUTING_TABLE = "RoutingTable"
+"""The deployment in the router's application whose ``user_config`` is the ``Routing``
+(``ray_jobs.serve_app.RoutingTable``), written by the rollout and followed by the router."""
 SLOT_SEPARATOR = "--slot"
 
 

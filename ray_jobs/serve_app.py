@@ -1,8 +1,9 @@
 """Ray Serve applications: predictor slots that each hold one model version, and a router
 in front of them.
 
-Why this shape: traffic moves only by changing the router's ``user_config``, and a new
-version loads into an idle slot by changing that slot's ``user_config``. Serve applies both
+Why this shape: traffic moves only by changing the ``user_config`` of the router application's
+``RoutingTable`` deployment (which the router follows), and a new version loads into an idle
+slot by changing that slot's ``user_config``. Serve applies both
 in place (``reconfigure``), with no restart, no new process and no build task. That is what
 makes a rollout zero-downtime even on a small machine, a canary or shadow a routing setting,
 and a rollback to the previous version instant (it stays loaded in its slot).
@@ -42,7 +43,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ray import serve
 from ray.serve import Application
 
-from pipelines.routing import PREDICTOR_DEPLOYMENT, TOKEN_ENV, VERSION_HEADER, Routing
+from pipelines.routing import (
+    PREDICTOR_DEPLOYMENT,
+    ROUTING_TABLE,
+    TOKEN_ENV,
+    VERSION_HEADER,
+    Routing,
+)
 from pipelines.serving import SAMPLE_RECORDS
 from pipelines.telemetry import PHYSICAL_RANGES
 
@@ -87,7 +94,8 @@ class ModelChoice(BaseModel):
 
 
 class RouterArgs(BaseModel):
-    """What a Serve config passes to ``router_builder``; the routing itself is user_config."""
+    """What a Serve config passes to ``router_builder``; the routing itself is the
+    ``RoutingTable``'s user_config."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -501,15 +509,56 @@ async def _invalid_request(request: Request, exc: RequestValidationError) -> JSO
     )
 
 
+@serve.deployment(
+    name=ROUTING_TABLE,
+    ray_actor_options={"num_cpus": 0},
+    max_ongoing_requests=1000,
+    health_check_period_s=5,
+)
+class RoutingTable:
+    """Which versions get traffic: the ``Routing`` in this deployment's ``user_config``, which
+    every router replica follows with a long poll (``watch``).
+
+    Why not the router's own ``user_config``: while Serve applies a ``user_config`` to a
+    replica, however quickly, the replica is not RUNNING, and for an ingress replica that
+    takes it out of HAProxy's backends. Every routing change sent traffic through Serve's
+    fallback proxy for about half a second and restarted HAProxy more than once, which was
+    most of a rollout's p99. A change here touches no ingress replica."""
+
+    def __init__(self):
+        self.routing: Routing | None = None
+        self._changed = asyncio.Event()
+
+    async def reconfigure(self, user_config: dict) -> None:
+        """Serve applies a new routing in place; one that sends traffic to a version no slot
+        holds is refused (the update fails, and the rollout puts the old config back)."""
+        routing = Routing.model_validate(user_config)
+        if routing.unslotted():
+            raise ValueError(f"routing sends traffic to versions no slot holds: {routing}")
+        self.routing = routing
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def check_health(self) -> None:
+        if self.routing is None:
+            raise RuntimeError("no routing configured")
+
+    async def watch(self, held: dict | None, timeout_s: float = 30.0) -> dict | None:
+        """The routing as soon as it differs from ``held``, or after ``timeout_s`` as it is."""
+        if self.routing is None or self.routing.model_dump() == held:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout_s)
+        return self.routing.model_dump() if self.routing else None
+
+
 @serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=200)
 @serve.ingress(api)
 class Router:
     """The HTTP face of the model: validates, authenticates and routes by ``Routing``."""
 
-    def __init__(self, args: RouterArgs):
+    async def __init__(self, args: RouterArgs, table):
         self.args = args
         BodyLimit.limit = args.max_body_bytes
-        self.routing: Routing | None = None
         self.handles: dict[str, object] = {}
         self.shadow_stats = {"requests": 0, "compared": 0, "disagreements": 0, "errors": 0}
         self.shadow_inflight = 0
@@ -519,13 +568,32 @@ class Router:
         self.mirror = StableMirror() if args.mirror_stable else None
         if self.mirror:
             import pipelines.model  # noqa: F401  torch and pandas now, not while serving
+        self.table = table
+        self.routing: Routing | None = None
+        held = None
+        while held is None:  # a router never serves without a routing
+            held = await table.watch.remote(None)
+        self._follow(held)
+        self._watching = asyncio.get_running_loop().create_task(self._watch(held))
 
-    async def reconfigure(self, user_config: dict) -> None:
-        """Serve applies a new routing in place: no restart, no dropped request. The new
+    async def _watch(self, held: dict) -> None:
+        """Follow the routing table for as long as this replica lives (a long poll: the
+        table answers as soon as its routing differs from the one held)."""
+        while True:
+            try:
+                routing = await self.table.watch.remote(held)
+            except Exception as exc:  # the table's replica restarting, say
+                log.warning("routing table unavailable, asking again in 1 s: %r", exc)
+                await asyncio.sleep(1.0)
+                continue
+            if routing is not None and routing != held:
+                self._follow(routing)
+                held = routing
+
+    def _follow(self, user_config: dict) -> None:
+        """Route by a new routing (from one request to the next, nothing is dropped); the new
         stable version is then copied into this process in the background."""
         routing = Routing.model_validate(user_config)
-        if routing.unslotted():
-            raise ValueError(f"routing sends traffic to versions no slot holds: {routing}")
         self.routing = routing
         log.info("routing=%s", routing.model_dump())
         if self.mirror:
@@ -683,6 +751,7 @@ class Router:
 
 
 def router_builder(args: dict) -> Application:
-    """The HTTP ingress (Serve config ``args``); its routing comes as ``user_config``."""
+    """The HTTP ingress (Serve config ``args``); its routing is the ``user_config`` of the
+    application's ``RoutingTable`` deployment."""
     parsed = RouterArgs.model_validate(args)
-    return Router.options(num_replicas=parsed.num_replicas).bind(parsed)
+    return Router.options(num_replicas=parsed.num_replicas).bind(parsed, RoutingTable.bind())

@@ -2,8 +2,6 @@
 
 import asyncio
 import math
-from functools import partial
-from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
@@ -15,7 +13,7 @@ from ray_jobs.serve_app import (
     ModelChoice,
     PredictorArgs,
     PredictRequest,
-    Router,
+    RoutingTable,
     _one_line,
 )
 
@@ -74,16 +72,35 @@ def test_routing_lists_each_running_version_once():
         Routing(stable="3", canary_fraction=1.5)
 
 
-def test_a_router_refuses_a_routing_to_a_version_no_slot_holds():
-    # The method alone: the ingress wrapper around the class needs a replica to exist.
-    router = SimpleNamespace(routing=None, mirror=None)
-    reconfigure = partial(Router.func_or_class.reconfigure, router)
-    asyncio.run(reconfigure({"stable": "3", "slots": {"3": "pm--slot0"}}))
+def test_the_routing_table_refuses_a_routing_to_a_version_no_slot_holds():
+    table = RoutingTable.func_or_class()
+    asyncio.run(table.reconfigure({"stable": "3", "slots": {"3": "pm--slot0"}}))
     with pytest.raises(ValueError, match="no slot holds"):
-        asyncio.run(reconfigure({"stable": "3", "canary": "4", "slots": {"3": "pm--slot0"}}))
-    assert router.routing.stable == "3" and router.routing.canary is None  # kept the last good
+        asyncio.run(table.reconfigure({"stable": "3", "canary": "4", "slots": {"3": "pm--slot0"}}))
+    assert table.routing.stable == "3" and table.routing.canary is None  # kept the last good
     with pytest.raises(ValueError, match="no slot holds"):  # nothing to copy ahead from
-        asyncio.run(reconfigure({"stable": "3", "incoming": "4", "slots": {"3": "pm--slot0"}}))
+        asyncio.run(
+            table.reconfigure({"stable": "3", "incoming": "4", "slots": {"3": "pm--slot0"}})
+        )
+
+
+def test_the_router_hears_of_a_new_routing_at_once_and_of_none_until_then():
+    async def scenario():
+        table = RoutingTable.func_or_class()
+        first = {"stable": "3", "slots": {"3": "pm--slot0"}}
+        await table.reconfigure(first)
+        held = await table.watch(None)  # a routing is there: at once
+        waiting = asyncio.ensure_future(table.watch(held))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # nothing new: the long poll waits
+        await table.reconfigure({**first, "slots": {"3": "pm--slot0", "4": "pm--slot1"}})
+        changed = await asyncio.wait_for(waiting, 5)
+        unchanged = await table.watch(changed, timeout_s=0.05)  # no change: as it is, in time
+        return held, changed, unchanged
+
+    held, changed, unchanged = asyncio.run(scenario())
+    assert held["stable"] == "3" and "4" not in held["slots"]
+    assert changed["slots"]["4"] == "pm--slot1" and unchanged == changed
 
 
 def test_rollout_args_quote_what_they_template(monkeypatch):

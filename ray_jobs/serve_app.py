@@ -603,8 +603,9 @@ class Router:
         return await self._call(routing.slots[version], version, "export")
 
     def check_health(self) -> None:
-        if self.routing is None:
-            raise RuntimeError("no routing configured")
+        """A router that stopped following the routing table is restarted by Serve."""
+        if self._watching.done():
+            raise RuntimeError(f"stopped following the routing table: {self._watching!r}")
 
     def _handle(self, app: str):
         """A handle to the predictor slot application ``app`` (one per slot, kept)."""

@@ -2,6 +2,7 @@
 
 import asyncio
 import math
+from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
@@ -13,6 +14,7 @@ from ray_jobs.serve_app import (
     ModelChoice,
     PredictorArgs,
     PredictRequest,
+    Router,
     RoutingTable,
     _one_line,
 )
@@ -101,6 +103,24 @@ def test_the_router_hears_of_a_new_routing_at_once_and_of_none_until_then():
     held, changed, unchanged = asyncio.run(scenario())
     assert held["stable"] == "3" and "4" not in held["slots"]
     assert changed["slots"]["4"] == "pm--slot1" and unchanged == changed
+
+
+def test_a_router_that_stopped_following_the_routing_table_is_unhealthy():
+    async def scenario():
+        async def follow(fails: bool):
+            if fails:
+                raise ValueError("a routing it could not read")
+            await asyncio.sleep(60)
+
+        following, stopped = (asyncio.ensure_future(follow(f)) for f in (False, True))
+        await asyncio.sleep(0.01)
+        check = Router.func_or_class.check_health
+        check(SimpleNamespace(_watching=following))  # healthy: no error
+        with pytest.raises(RuntimeError, match="stopped following the routing table"):
+            check(SimpleNamespace(_watching=stopped))
+        following.cancel()
+
+    asyncio.run(scenario())
 
 
 def test_rollout_args_quote_what_they_template(monkeypatch):

@@ -10,7 +10,7 @@ import pandas as pd
 from fastapi import FastAPI
 
 from pipelines.model import LoadedModel
-from ray_jobs.serve_app import PredictRequest
+from ray_jobs.serve_schemas import PredictRequest
 
 app = FastAPI()
 model = LoadedModel(os.environ["BENCH_MODEL_DIR"])

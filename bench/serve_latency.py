@@ -190,16 +190,6 @@ def _baseline(model_dir: Path, port: int) -> subprocess.Popen:
     raise RuntimeError("the FastAPI baseline did not start")
 
 
-def _wait_in_process(endpoint: str, version: str, timeout: float = 60.0) -> None:
-    """Until the router scores ``version`` in its own process (its copy arrives after the
-    deploy returns)."""
-    deadline = time.monotonic() + timeout
-    while httpx.get(f"{endpoint}/healthz").json().get("in_process") != version:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the router at {endpoint} never scored version {version} itself")
-        time.sleep(0.2)
-
-
 def latency(urls: dict[str, str], floor_url: str) -> None:
     print("== latency, one client, sequential (5 rounds x 300 requests, alternating)")
     lat = {name: [] for name in urls}
@@ -278,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from conveyor.processes import stop
     from conveyor.stack import start_mlflow, start_ray
-    from pipelines.rollout import deploy, target_from_settings
+    from pipelines.rollout import deploy, target_from_settings, wait_for_copy
     from pipelines.settings import ConveyorSettings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -323,7 +313,8 @@ def main(argv: list[str] | None = None) -> None:
                 "serve": f"{batched.endpoint}/predict",
                 "hop": f"{hop.endpoint}/predict",
             }
-            _wait_in_process(batched.endpoint, version)
+            if not wait_for_copy(batched, version, timeout=60, scoring=True):
+                raise RuntimeError(f"the router never scored version {version} itself")
             for url in urls.values():
                 sequential(url, 50)  # warm-up
             if "latency" in only:

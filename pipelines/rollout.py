@@ -388,9 +388,12 @@ def wait_for_routing(target: ServeTarget, desired: Routing, timeout: float = 60.
     raise DeployError(f"router did not apply routing {desired.model_dump()} (answers {last})")
 
 
-def wait_for_copy(target: ServeTarget, version: str, timeout: float = 15.0) -> bool:
+def wait_for_copy(
+    target: ServeTarget, version: str, timeout: float = 15.0, scoring: bool = False
+) -> bool:
     """Until the router holds its copy of ``version`` (``/healthz``: ``staged`` or
-    ``in_process``). Not an error if it does not: the version's slot serves it until then."""
+    ``in_process``), or with ``scoring``, until it scores that copy (``in_process``). Not an
+    error if it does not: the version's slot serves it until then."""
     if not target.router.get("mirror_stable", True):
         return False
     deadline = time.monotonic() + timeout
@@ -400,7 +403,8 @@ def wait_for_copy(target: ServeTarget, version: str, timeout: float = 15.0) -> b
                 health = client.get(f"{target.endpoint}/healthz").json()
             except (httpx.HTTPError, ValueError):
                 health = {}
-            if version in (health.get("in_process"), *health.get("staged", ())):
+            held = () if scoring else health.get("staged", ())
+            if version in (health.get("in_process"), *held):
                 return True
             time.sleep(0.1)
     log.warning("the router holds no copy of version %s yet: its slot serves it", version)

@@ -31,7 +31,7 @@ class Routing(BaseModel):
 
     incoming: str | None = None
     """The version a rollout is about to make stable: the router copies it ahead of the switch
-    (``ray_jobs.serve_app.StableMirror``), so the switch itself only swaps it in."""
+    (``ray_jobs.predictor.StableMirror``), so the switch itself only swaps it in."""
 
     def versions(self) -> list[str]:
         """Versions that must be running: stable, canary, shadow (no duplicates)."""

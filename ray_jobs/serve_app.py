@@ -15,6 +15,10 @@ and a rollback to the previous version instant (it stays loaded in its slot).
 - ``router_builder(args)`` builds the HTTP ingress (``RouterArgs``): validation (422, never a
   500, for bad input), optional bearer auth, canary split, shadow copies, ``/healthz``,
   ``/metadata`` and the OpenAPI document.
+
+The builders and the router live here; the request/response and argument models in
+``ray_jobs.serve_schemas``; loading and scoring (``FailurePredictor``, the router's
+``StableMirror``) in ``ray_jobs.predictor``.
 """
 
 from __future__ import annotations
@@ -26,20 +30,14 @@ import json
 import logging
 import math
 import os
-import pickle
 import random
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
-from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from ray import serve
 from ray.serve import Application
 
@@ -50,363 +48,16 @@ from pipelines.routing import (
     VERSION_HEADER,
     Routing,
 )
-from pipelines.serving import SAMPLE_RECORDS
-from pipelines.telemetry import PHYSICAL_RANGES
+from ray_jobs.predictor import FailurePredictor, StableMirror
+from ray_jobs.serve_schemas import (
+    PredictorArgs,
+    PredictRequest,
+    PredictResponse,
+    Problem,
+    RouterArgs,
+)
 
 log = logging.getLogger("ray.serve")
-
-MAX_RECORDS = 1024
-
-
-# ---------------------------------------------------------------------------- schemas
-
-
-class PredictorArgs(BaseModel):
-    """What a Serve config passes to ``app_builder``: everything but the model version, which
-    is the deployment's ``user_config`` (``ModelChoice``), so changing it reloads in place."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    model_name: str = Field(min_length=1)
-    tracking_uri: str = Field(min_length=1)
-    num_replicas: int = Field(1, ge=1)
-    num_cpus: float = Field(
-        0.25, gt=0, description="CPUs Ray reserves per replica (a scheduling share, not a cap)"
-    )
-    max_batch_size: int = Field(32, ge=1, le=MAX_RECORDS)
-    batch_wait_timeout_s: float = Field(
-        0.002,
-        ge=0.0,
-        le=1.0,
-        description="How long a partial batch waits for more requests while others are in "
-        "flight (a lone request never waits)",
-    )
-
-
-class ModelChoice(BaseModel):
-    """The predictor deployment's ``user_config``: which registered version it serves."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-    model_version: str = Field(
-        min_length=1, description="A registered version number, or an alias such as champion"
-    )
-
-
-class RouterArgs(BaseModel):
-    """What a Serve config passes to ``router_builder``; the routing itself is the
-    ``RoutingTable``'s user_config."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    app_name: str = Field(min_length=1)
-    num_replicas: int = Field(1, ge=1)
-    require_auth: bool = False
-    max_body_bytes: int = Field(1_000_000, ge=1024)
-    request_timeout_s: float = Field(30.0, gt=0)
-    mirror_stable: bool = Field(
-        True,
-        description="Score the stable version in the router's own process, from a copy of "
-        "its slot's model (StableMirror), instead of a call to the slot's process",
-    )
-
-
-class Record(BaseModel):
-    """One machine-minute of sensor readings; impossible values are rejected."""
-
-    model_config = ConfigDict(strict=True)
-
-    product_type: Literal["L", "M", "H"]
-    air_temperature_k: float
-    process_temperature_k: float
-    rotational_speed_rpm: float
-    torque_nm: float
-    tool_wear_min: float
-
-    @field_validator(
-        "air_temperature_k",
-        "process_temperature_k",
-        "rotational_speed_rpm",
-        "torque_nm",
-        "tool_wear_min",
-    )
-    @classmethod
-    def physically_possible(cls, value: float, info) -> float:
-        low, high = PHYSICAL_RANGES[info.field_name]
-        if not math.isfinite(value) or not low <= value <= high:
-            raise ValueError(f"must be a finite number in [{low}, {high}]")
-        return value
-
-
-class PredictRequest(BaseModel):
-    """``{"records": [...]}``, or one bare record (scored as a batch of one)."""
-
-    records: list[Record] = Field(min_length=1, max_length=MAX_RECORDS)
-
-    @model_validator(mode="before")
-    @classmethod
-    def one_record(cls, data):
-        if isinstance(data, dict) and "records" not in data and "product_type" in data:
-            return {"records": [data]}
-        return data
-
-
-class Prediction(BaseModel):
-    failure_probability: float
-    failure: bool
-
-
-class PredictResponse(BaseModel):
-    model_config = ConfigDict(protected_namespaces=())
-
-    model_name: str
-    model_version: str
-    served_by: Literal["stable", "canary", "pinned"]
-    predictions: list[Prediction]
-
-
-class Problem(BaseModel):
-    message: str
-
-
-# -------------------------------------------------------------------------- predictor
-
-
-async def at_background_priority(fn, *args, niceness: int = 10):
-    """``fn(*args)`` in a thread of its own at lower CPU priority (on Linux, priority is per
-    thread), so a version loading next to the versions serving traffic does not take their
-    CPU. The thread ends with the call: nothing to restore, which would need privileges."""
-
-    def lower() -> None:
-        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
-            thread = threading.get_native_id()
-            niceness_now = os.getpriority(os.PRIO_PROCESS, thread)
-            os.setpriority(os.PRIO_PROCESS, thread, niceness_now + niceness)
-
-    pool = ThreadPoolExecutor(1, thread_name_prefix="load", initializer=lower)
-    try:
-        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
-    finally:
-        pool.shutdown(wait=False)
-
-
-@dataclass(frozen=True)
-class LoadedVersion:
-    """One model version in memory; swapped as a whole, so a request never mixes two."""
-
-    requested: str
-    version: str
-    model: object
-    info: dict
-
-
-def load_version(args: PredictorArgs, requested: str) -> LoadedVersion:
-    """Resolve, download and load ``requested`` from the registry, then score the sample
-    records: a version that cannot score is refused before it replaces anything."""
-    import tempfile
-
-    from pipelines.model import LoadedModel
-    from pipelines.registry import describe_version, download_version, resolve_version
-
-    version = resolve_version(args.tracking_uri, args.model_name, requested)
-    with tempfile.TemporaryDirectory(prefix="model-") as scratch:  # a slot reloads many times
-        model = LoadedModel(download_version(args.tracking_uri, args.model_name, version, scratch))
-    check_scores(model, args.model_name, version)
-    info = describe_version(args.tracking_uri, args.model_name, version)
-    return LoadedVersion(requested=requested, version=version, model=model, info=info)
-
-
-def check_scores(model, model_name: str, version: str) -> None:
-    """Score the sample records; anything but probabilities (NaN included) refuses the model."""
-    import pandas as pd
-
-    probabilities = model.predict_proba(pd.DataFrame(SAMPLE_RECORDS)).tolist()
-    if not all(0.0 <= p <= 1.0 for p in probabilities):
-        raise RuntimeError(
-            f"version {version} of {model_name} scored {probabilities}, not probabilities"
-        )
-
-
-def unpack_copy(blob: bytes, version: str) -> tuple[LoadedVersion, PredictorArgs]:
-    """A slot's ``export()``, checked as a load is: it must hold ``version`` and score."""
-    loaded, args = pickle.loads(blob)  # from our own slot, as every Ray result is pickled
-    if loaded is None or loaded.version != version:
-        held = loaded.version if loaded else "nothing"
-        raise RuntimeError(f"the slot holds {held}, not version {version}")
-    check_scores(loaded.model, args.model_name, loaded.version)
-    return loaded, args
-
-
-@serve.deployment(
-    ray_actor_options={"num_cpus": 0.25},
-    health_check_period_s=5,
-    health_check_timeout_s=30,
-    graceful_shutdown_timeout_s=20,
-)
-class FailurePredictor:
-    """A predictor slot: serves whichever registered version its ``user_config`` names, in
-    dynamic batches. Changing the version reloads in place (``reconfigure``), in the same
-    process: a rollout starts no new process and no build task, which on a small machine
-    were what slowed the live version's requests during a rollout."""
-
-    def __init__(self, args: PredictorArgs):
-        self.args = args
-        self.in_flight = 0
-        self.loaded: LoadedVersion | None = None
-        self._score.set_max_batch_size(args.max_batch_size)
-
-    async def reconfigure(self, user_config: dict) -> None:
-        """Serve calls this before the replica's first request and on every change of
-        ``user_config``. The new version replaces the old one only once it has loaded and
-        scored the sample records; if it cannot, this raises and Serve marks the update
-        failed, which the rollout turns into a rollback."""
-        choice = ModelChoice.model_validate(user_config)
-        if self.loaded and self.loaded.requested == choice.model_version:
-            return
-        loaded = await at_background_priority(load_version, self.args, choice.model_version)
-        self.loaded = loaded
-        log.info("loaded model=%s version=%s", self.args.model_name, loaded.version)
-
-    def check_health(self) -> None:
-        """Serve calls this every few seconds; a slot without a version never gets traffic."""
-        if self.loaded is None:
-            raise RuntimeError(
-                "no model loaded: the deployment's user_config must name a model_version"
-            )
-
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
-    async def _score(self, batches: list[list[dict]]) -> list[tuple[LoadedVersion, list]]:
-        import pandas as pd
-
-        loaded = self.loaded
-        rows = [record for batch in batches for record in batch]
-        probabilities = loaded.model.predict_proba(pd.DataFrame(rows)).tolist()
-        out, start = [], 0
-        for batch in batches:
-            out.append((loaded, probabilities[start : start + len(batch)]))
-            start += len(batch)
-        return out
-
-    async def predict(self, records: list[dict]) -> dict:
-        # Adaptive batching: a partial batch waits for company only while other requests are
-        # in flight. A lone request is scored at once (the wait cost it 2 ms of p50 and bought
-        # nothing); under load, the wait is what fills the batches.
-        self.in_flight += 1
-        try:
-            wait = self.args.batch_wait_timeout_s if self.in_flight > 1 else 0.0
-            self._score.set_batch_wait_timeout_s(wait)
-            loaded, probabilities = await self._score(records)
-        finally:
-            self.in_flight -= 1
-        return {
-            "model_name": self.args.model_name,
-            "model_version": loaded.version,
-            "predictions": [
-                {"failure_probability": p, "failure": p >= loaded.model.threshold}
-                for p in probabilities
-            ],
-        }
-
-    def export(self) -> bytes:
-        """The loaded version and this slot's settings, pickled: a router copies them to
-        score the stable version in its own process (``StableMirror``)."""
-        return pickle.dumps((self.loaded, self.args))
-
-    def metadata(self) -> dict:
-        from pipelines.features import FEATURE_NAMES
-
-        loaded = self.loaded
-        alias = None if loaded.requested.isdigit() else loaded.requested
-        train_dates = loaded.info["tags"].get("train_dates", "")
-        return {
-            "model_name": self.args.model_name,
-            "model_version": loaded.version,
-            "alias": alias,
-            "run_id": loaded.info["run_id"],
-            "training_partitions": [d for d in train_dates.split(",") if d],
-            "threshold": loaded.model.threshold,
-            "metrics": loaded.model.meta.get("metrics"),
-            "input_schema": Record.model_json_schema(),
-            "feature_names": list(FEATURE_NAMES),
-            "batching": {
-                "max_batch_size": self.args.max_batch_size,
-                "batch_wait_timeout_s": self.args.batch_wait_timeout_s,
-            },
-        }
-
-
-class StableMirror:
-    """The router's copy of the stable version, scored in the router's own process.
-
-    Why: on the way through a slot, a request pays a second hop (a gRPC call to the slot's
-    process, and Serve's request handling there), about half of the Serve p50 on a small
-    machine. A copy comes from the slot that loaded and checked the version, over a handle
-    call (``export``), and is checked again here before it takes any request, so the router
-    never talks to the registry. The version a rollout is about to make stable
-    (``Routing.incoming``) is copied ahead and held unused, so the switch only swaps it in.
-    Every other version (canary, shadow, pinned), and the stable one until its copy is here,
-    goes to the slots. Scoring reuses ``FailurePredictor`` (the class, not a deployment) with
-    the slot's own batching settings; it holds one version at a time, swapped whole, so a
-    batch never mixes two."""
-
-    def __init__(self, retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)):
-        self.predictor: FailurePredictor | None = None
-        self.stable: str | None = None
-        self.wanted: set[str] = set()
-        self.staged: dict[str, tuple[LoadedVersion, PredictorArgs]] = {}
-        self.retry_delays = retry_delays
-        self._tasks: dict[str, asyncio.Task] = {}
-
-    @property
-    def version(self) -> str | None:
-        """The version scored here, or None."""
-        return self.predictor.loaded.version if self.predictor else None
-
-    def follow(self, stable: str, incoming: str | None, fetch) -> None:
-        """Score ``stable`` here once its copy is here, and copy ``incoming`` ahead; ``await
-        fetch(version)`` gives that version's slot's ``export()``. Copies of other versions,
-        held or on their way, are dropped."""
-        self.stable, self.wanted = stable, {v for v in (stable, incoming) if v}
-        for version in [v for v in self._tasks if v not in self.wanted]:
-            self._tasks.pop(version).cancel()
-        self.staged = {v: c for v, c in self.staged.items() if v in self.wanted}
-        self._install()
-        loop = asyncio.get_running_loop()
-        for version in self.wanted - {self.version, *self.staged, *self._tasks}:
-            self._tasks[version] = loop.create_task(self._copy(version, fetch))
-
-    def _install(self) -> None:
-        if self.stable not in self.staged:
-            return
-        loaded, args = self.staged.pop(self.stable)
-        if self.predictor is None or self.predictor.args != args:
-            self.predictor = FailurePredictor.func_or_class(args)
-        self.predictor.loaded = loaded
-        log.info("router scores version %s in process", loaded.version)
-
-    async def _copy(self, version: str, fetch) -> None:
-        try:
-            for delay in (*self.retry_delays, None):
-                try:
-                    copy = await at_background_priority(unpack_copy, await fetch(version), version)
-                    break
-                except Exception as exc:  # its slot still serves it: retry, then give up loudly
-                    if delay is None:
-                        log.error("version %s stays in its slot only: %r", version, exc)
-                        return
-                    log.warning(
-                        "copying version %s failed, retry in %.1fs: %r", version, delay, exc
-                    )
-                    await asyncio.sleep(delay)
-        finally:
-            if self._tasks.get(version) is asyncio.current_task():
-                del self._tasks[version]
-        if version in self.wanted:
-            self.staged[version] = copy
-            self._install()
-
-    async def predict(self, records: list[dict]) -> dict:
-        return await self.predictor.predict(records)
 
 
 def app_builder(args: dict) -> Application:
@@ -420,9 +71,6 @@ def app_builder(args: dict) -> Application:
         max_ongoing_requests=ongoing,
         ray_actor_options={"num_cpus": parsed.num_cpus},
     ).bind(parsed)
-
-
-# ----------------------------------------------------------------------------- router
 
 
 class BodyLimit:

@@ -6,9 +6,7 @@ NaN, as a diverged training run would leave them, so its health check fails.
 """
 
 import datetime as dt
-import time
 
-import httpx
 import numpy as np
 import pytest
 
@@ -96,20 +94,3 @@ def target_for(local_stack):
     for target in made:
         keep = [c for n, c in admin.configs().items() if not target.owns(n)]
         admin.put(keep, target.http_host, target.http_port)
-
-
-@pytest.fixture
-def in_process():
-    """``in_process(target, version)``: whether the router comes to score ``version`` in its
-    own process (its copy arrives in the background, after the rollout returns)."""
-
-    def wait(target, version: str, timeout: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            health = httpx.get(f"{target.endpoint}/healthz", timeout=30).json()
-            if health["in_process"] == version:
-                return True
-            time.sleep(0.2)
-        return False
-
-    return wait

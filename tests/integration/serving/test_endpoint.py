@@ -6,7 +6,7 @@ import math
 import httpx
 import pytest
 
-from pipelines.rollout import deploy
+from pipelines.rollout import deploy, wait_for_copy
 from pipelines.routing import VERSION_HEADER
 from pipelines.serving import SAMPLE_RECORDS
 
@@ -32,9 +32,10 @@ def test_one_record_or_a_batch_and_the_answer_names_the_version(served, versions
 
 
 def test_the_router_scores_the_stable_version_itself_with_the_slots_answers(
-    served, versions, target_for, in_process
+    served, versions, target_for
 ):
-    assert in_process(served, versions["a"])
+    # the copy arrives in the background, after the deploy returns
+    assert wait_for_copy(served, versions["a"], timeout=60, scoring=True)
     hop = target_for("pm-hop", router={"mirror_stable": False})  # every request to the slot
     deploy(hop, versions["a"])
     assert httpx.get(f"{hop.endpoint}/healthz", timeout=30).json()["in_process"] is None

@@ -3,7 +3,7 @@
 import pytest
 from ray.serve import batching
 
-from ray_jobs.serve_app import FailurePredictor
+from ray_jobs.predictor import FailurePredictor
 
 
 @pytest.fixture

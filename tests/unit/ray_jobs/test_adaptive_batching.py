@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from pipelines.serving import SAMPLE_RECORDS
-from ray_jobs.serve_app import FailurePredictor, LoadedVersion, PredictorArgs
+from ray_jobs.predictor import FailurePredictor, LoadedVersion
+from ray_jobs.serve_schemas import PredictorArgs
 
 LONG_WAIT = 60.0
 pytestmark = pytest.mark.usefixtures("outside_a_replica")

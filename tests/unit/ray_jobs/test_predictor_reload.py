@@ -5,8 +5,9 @@ import asyncio
 
 import pytest
 
-from ray_jobs import serve_app
-from ray_jobs.serve_app import FailurePredictor, LoadedVersion, PredictorArgs
+from ray_jobs import predictor
+from ray_jobs.predictor import FailurePredictor, LoadedVersion
+from ray_jobs.serve_schemas import PredictorArgs
 
 pytestmark = pytest.mark.usefixtures("outside_a_replica")
 
@@ -22,7 +23,7 @@ def loads(monkeypatch):
             raise RuntimeError("version 9 of m scored [nan], not probabilities")
         return LoadedVersion(requested=requested, version=requested, model=object(), info={})
 
-    monkeypatch.setattr(serve_app, "load_version", load_version)
+    monkeypatch.setattr(predictor, "load_version", load_version)
     return calls
 
 
@@ -56,7 +57,7 @@ def test_the_same_version_again_loads_nothing(loads):
 
 def test_the_load_runs_off_the_event_loop_thread(loads, monkeypatch):
     threads = []
-    real = serve_app.load_version
+    real = predictor.load_version
 
     def where(args, requested):
         import threading
@@ -64,6 +65,6 @@ def test_the_load_runs_off_the_event_loop_thread(loads, monkeypatch):
         threads.append(threading.current_thread().name)
         return real(args, requested)
 
-    monkeypatch.setattr(serve_app, "load_version", where)
+    monkeypatch.setattr(predictor, "load_version", where)
     asyncio.run(_slot().reconfigure({"model_version": "1"}))
     assert threads and threads[0].startswith("load")

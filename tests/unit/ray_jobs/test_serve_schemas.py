@@ -9,15 +9,8 @@ from pydantic import ValidationError
 
 from pipelines.routing import Routing
 from pipelines.serving import SAMPLE_RECORDS
-from ray_jobs.serve_app import (
-    MAX_RECORDS,
-    ModelChoice,
-    PredictorArgs,
-    PredictRequest,
-    Router,
-    RoutingTable,
-    _one_line,
-)
+from ray_jobs.serve_app import Router, RoutingTable, _one_line
+from ray_jobs.serve_schemas import MAX_RECORDS, ModelChoice, PredictorArgs, PredictRequest
 
 GOOD = SAMPLE_RECORDS[0]
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from pipelines.serving import SAMPLE_RECORDS
-from ray_jobs.serve_app import LoadedVersion, PredictorArgs, Router, StableMirror
+from ray_jobs.predictor import LoadedVersion, StableMirror
+from ray_jobs.serve_app import Router
+from ray_jobs.serve_schemas import PredictorArgs
 
 pytestmark = pytest.mark.usefixtures("outside_a_replica")
 

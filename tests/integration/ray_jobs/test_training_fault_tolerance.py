@@ -63,18 +63,23 @@ def _result(results: Path, sid: str) -> dict:
     return json.loads((results / f"{sid}.json").read_text())
 
 
-def _worker_pids() -> set[int]:
-    """PIDs of the running Ray Train workers, by process title (``ray::RayTrainWorker...``).
+def _training_workers(since: float) -> list[psutil.Process]:
+    """The Ray Train worker processes (title ``ray::RayTrainWorker...``) started after
+    ``since``, busiest first.
 
     Read from the process table, which is instant: the job log (a REST call, and worker lines
     forwarded with a delay) and the state API could both take long enough on a loaded
-    two-core machine for the run to finish before the kill landed."""
-    pids = set()
-    for proc in psutil.process_iter(["cmdline"]):
+    two-core machine for the run to finish before the kill landed. Only processes started
+    after the job was submitted, and busiest first, because a CI run once killed a process
+    with that title that was not training (the job finished untouched): one left from the
+    earlier run, or one not yet busy. A training worker has used seconds of CPU."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "create_time", "cpu_times"]):
         cmdline = proc.info["cmdline"] or []
         if cmdline and cmdline[0].startswith("ray::RayTrainWorker"):
-            pids.add(proc.pid)
-    return pids
+            if proc.info["create_time"] >= since and proc.info["cpu_times"] is not None:
+                found.append(proc)
+    return sorted(found, key=lambda p: -sum(p.info["cpu_times"][:2]))
 
 
 def _alive(pid: int) -> bool:
@@ -92,15 +97,17 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, 
     reference = _train_job(hook, "uninterrupted", small_lake, storage, results)
     assert _wait(hook, reference) == "SUCCEEDED", hook.logs(reference)[-3000:]
 
+    submitted = time.time() - 1  # create_time has a resolution of 10 ms
     sid = _train_job(hook, "chaos", small_lake, storage, results)
     wait_until(lambda: len(_checkpoints(storage, "chaos")) >= 2, "two checkpoints", 300)
-    wait_until(lambda: len(_worker_pids()) >= 2, "both training workers", 60)
-    victim = max(_worker_pids())
+    wait_until(lambda: len(_training_workers(submitted)) >= 2, "both training workers", 60)
+    victim = _training_workers(submitted)[0].pid
     assert _alive(victim)
     os.kill(victim, signal.SIGKILL)  # one worker dies mid-run
     assert _wait(hook, sid) == "SUCCEEDED", hook.logs(sid)[-3000:]
 
     logs = hook.logs(sid)
+    assert f"pid={victim})" in logs, f"the killed process {victim} was not a training worker"
     assert "resuming from checkpoint epoch=" in logs, logs[-3000:]
     resumed_at = int(logs.split("resuming from checkpoint epoch=")[1].split()[0])
     # Two checkpoints were on disk at the kill; the newer may still have been committing, so

@@ -2,6 +2,8 @@
 
 import asyncio
 import math
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -123,3 +125,14 @@ def test_rollout_args_quote_what_they_template(monkeypatch):
     args = ConveyorSettings().rollout_args()
     assert "--route-prefix '/a b'" in args and "--require-auth false" in args
     assert "--slots 2" in args
+
+
+def test_the_schemas_import_without_ray_fastapi_or_pandas():
+    """Clients and the FastAPI baseline validate requests with the endpoint's own models; they
+    must not pull in the serving stack to do so."""
+    code = (
+        "import sys, ray_jobs.serve_schemas;"
+        "print(sorted(m for m in ('ray', 'fastapi', 'pandas', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

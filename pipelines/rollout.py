@@ -39,7 +39,9 @@ from pipelines.routing import (
     Routing,
     slot_app_name,
 )
+from pipelines.serve_admin import ServeAdmin, config_matches, live_routing
 from pipelines.serving import DeployError, smoke_test
+from pipelines.slots import plan_slots, slot_map, slot_versions
 
 log = logging.getLogger(__name__)
 
@@ -122,145 +124,6 @@ def target_from_settings(settings, **overrides) -> ServeTarget:
     return ServeTarget(**{**values, **overrides})
 
 
-class ServeAdmin:
-    """Serve's REST API on the Ray dashboard: read the live config, put a new one, wait."""
-
-    def __init__(self, dashboard: str, client: httpx.Client | None = None):
-        self.url = f"{dashboard.rstrip('/')}/api/serve/applications/"
-        self.client = client or httpx.Client(timeout=30.0)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def status(self) -> dict:
-        response = self.client.get(self.url)
-        response.raise_for_status()
-        return response.json()
-
-    def configs(self) -> dict[str, dict]:
-        """The declarative config of every application deployed from a config."""
-        apps = self.status().get("applications") or {}
-        return {
-            n: e["deployed_app_config"] for n, e in apps.items() if e.get("deployed_app_config")
-        }
-
-    def put(self, apps: list[dict], http_host: str, http_port: int) -> None:
-        body = {"http_options": {"host": http_host, "port": http_port}, "applications": apps}
-        response = self.client.put(self.url, json=body)
-        if response.status_code >= 400:
-            names = ", ".join(a["name"] for a in apps)
-            raise DeployError(f"Serve rejected the config for {names}: {response.text[:500]}")
-
-    def wait_running(self, wanted: dict[str, dict], timeout: float) -> None:
-        """Until each named application is RUNNING with exactly the config we put."""
-        deadline, pending = time.monotonic() + timeout, dict(wanted)
-        while pending and time.monotonic() < deadline:
-            apps = self.status().get("applications") or {}
-            for name, config in list(pending.items()):
-                entry = apps.get(name) or {}
-                status = entry.get("status", "NOT_STARTED")
-                if status == "DEPLOY_FAILED":
-                    raise DeployError(
-                        f"{name} failed to start: {_first_line(entry.get('message'))}"
-                    )
-                if status == "RUNNING" and _same(entry.get("deployed_app_config"), config):
-                    del pending[name]
-            if pending:
-                time.sleep(0.5)
-        if pending:
-            raise DeployError(f"{', '.join(pending)} not RUNNING after {timeout:.0f}s")
-
-
-def _first_line(text: str | None) -> str:
-    lines = [line for line in (text or "no message").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "no message"
-
-
-def _same(deployed: dict | None, wanted: dict) -> bool:
-    if not deployed or deployed.get("args") != wanted["args"]:
-        return False
-    user_configs = {d["name"]: d.get("user_config") for d in deployed.get("deployments") or []}
-    return all(
-        user_configs.get(d["name"]) == d["user_config"] for d in wanted.get("deployments", [])
-    )
-
-
-def live_routing(configs: dict[str, dict], app_name: str) -> Routing | None:
-    """The routing the router was last configured with, or None before the first deploy."""
-    router = configs.get(app_name)
-    if not router:
-        return None
-    for deployment in router.get("deployments") or []:
-        if deployment.get("name") == ROUTING_TABLE and deployment.get("user_config"):
-            return Routing.model_validate(deployment["user_config"])
-    return None
-
-
-def slot_versions(configs: dict[str, dict], target: ServeTarget) -> dict[int, str]:
-    """Slot number -> the version its ``user_config`` names, for our predictor slots."""
-    out = {}
-    for name, config in configs.items():
-        slot = target.slot_of(name)
-        if slot is None:
-            continue
-        for deployment in config.get("deployments") or []:
-            version = (deployment.get("user_config") or {}).get("model_version")
-            if version:
-                out[slot] = str(version)
-    return out
-
-
-@dataclass(frozen=True)
-class SlotPlan:
-    slots: dict[int, str]
-    """Slot -> version after the rollout (kept slots included)."""
-    assigned: dict[str, int]
-    """Each routed version -> the slot that serves it."""
-    removed: list[int]
-
-
-def plan_slots(
-    loaded: dict[int, str], live: set[int], wanted: list[str], warm: str | None, keep: int
-) -> SlotPlan:
-    """Which slot serves each ``wanted`` version, never reloading a ``live`` slot (one the
-    router sends traffic to now).
-
-    A version some slot already holds is served from there (a rollback to a warm previous
-    version loads nothing). Any other version loads into a free slot, one not holding
-    ``warm`` if it can; a slot is created only when none is free. Unassigned slots are kept
-    up to ``keep`` slots in all (the one holding ``warm`` first), the rest removed; on a
-    first deploy a standby slot is added holding the stable version, so that the next
-    rollout has a free slot.
-    """
-    assigned: dict[str, int] = {}
-    for version in wanted:
-        holders = [s for s, v in loaded.items() if v == version and s not in assigned.values()]
-        if holders:
-            assigned[version] = min(holders, key=lambda s: (s not in live, s))
-    free = sorted(
-        (s for s in loaded if s not in live and s not in assigned.values()),
-        key=lambda s: (loaded[s] == warm, s),
-    )
-    unused = (n for n in range(len(loaded) + len(wanted) + keep) if n not in loaded)
-    for version in wanted:
-        if version not in assigned:
-            assigned[version] = free.pop(0) if free else next(unused)
-    slots = {s: v for v, s in assigned.items()}
-    for s in sorted(set(loaded) - set(slots), key=lambda s: (loaded[s] != warm, s)):
-        if len(slots) < keep:
-            slots[s] = loaded[s]
-    while len(slots) < keep and wanted:
-        slots[next(unused)] = wanted[0]
-    return SlotPlan(slots=slots, assigned=assigned, removed=sorted(set(loaded) - set(slots)))
-
-
-def slot_map(target: ServeTarget, slots: dict[int, str], assigned: dict[str, int]) -> dict:
-    """Routing.slots: every loaded version -> one slot application holding it."""
-    out = {v: slot_app_name(target.app_name, s) for s, v in sorted(slots.items())}
-    out.update({v: slot_app_name(target.app_name, s) for v, s in assigned.items()})
-    return dict(sorted(out.items()))
-
-
 @dataclass
 class RolloutResult:
     action: str
@@ -298,7 +161,7 @@ def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str
     slots = {
         slot_app_name(target.app_name, s): target.slot_config(s, v) for s, v in plan.slots.items()
     }
-    changed = {n: c for n, c in slots.items() if not _same(ours.get(n), c)}
+    changed = {n: c for n, c in slots.items() if not config_matches(ours.get(n), c)}
     slotted = slot_map(target, plan.slots, plan.assigned)
     desired = desired.model_copy(update={"slots": slotted, "incoming": None})
     incoming = desired.stable if current and desired.stable != current.stable else None

@@ -30,7 +30,8 @@ from conveyor.stack import (
     start_airflow_component,
 )
 from pipelines import lake
-from pipelines.rollout import ServeAdmin, target_from_settings
+from pipelines.rollout import target_from_settings
+from pipelines.serve_admin import ServeAdmin
 from pipelines.serving import SAMPLE_RECORDS
 from pipelines.settings import ConveyorSettings
 

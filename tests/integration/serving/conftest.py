@@ -15,7 +15,8 @@ from pipelines.features import Scaler, feature_matrix
 from pipelines.ingest import ingest_day
 from pipelines.model import save_model_dir
 from pipelines.registry import register_training
-from pipelines.rollout import ServeAdmin, deploy, target_from_settings
+from pipelines.rollout import deploy, target_from_settings
+from pipelines.serve_admin import ServeAdmin
 from pipelines.sources.generator import GeneratorConfig
 from ray_jobs.train import run_local
 

@@ -10,7 +10,6 @@ import pytest
 
 from bench.load import Load, failures, p99
 from pipelines.rollout import (
-    ServeAdmin,
     current_routing,
     deploy,
     promote_canary,
@@ -19,6 +18,7 @@ from pipelines.rollout import (
     start_shadow,
 )
 from pipelines.routing import slot_app_name
+from pipelines.serve_admin import ServeAdmin
 from pipelines.serving import SAMPLE_RECORDS, DeployError
 
 pytestmark = pytest.mark.integration

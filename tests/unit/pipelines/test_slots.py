@@ -3,7 +3,8 @@ make a warm rollout start no process and a rollback to the previous version load
 
 import pytest
 
-from pipelines.rollout import ServeTarget, plan_slots, slot_map
+from pipelines.rollout import ServeTarget
+from pipelines.slots import plan_slots, slot_map
 
 
 def test_a_first_deploy_adds_a_standby_slot_holding_the_same_version():

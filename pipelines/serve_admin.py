@@ -1,0 +1,90 @@
+"""Serve's declarative REST API (on the Ray dashboard), as rollouts use it: read the live
+config of every application, put ours back whole, wait until what we put is RUNNING.
+
+Kept apart from ``pipelines.rollout`` because it knows nothing of slots or routing policy:
+it is the one place that talks HTTP to Serve's controller.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from pipelines.routing import ROUTING_TABLE, Routing
+from pipelines.serving import DeployError
+
+
+class ServeAdmin:
+    """Serve's REST API on the Ray dashboard: read the live config, put a new one, wait."""
+
+    def __init__(self, dashboard: str, client: httpx.Client | None = None):
+        self.url = f"{dashboard.rstrip('/')}/api/serve/applications/"
+        self.client = client or httpx.Client(timeout=30.0)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def status(self) -> dict:
+        response = self.client.get(self.url)
+        response.raise_for_status()
+        return response.json()
+
+    def configs(self) -> dict[str, dict]:
+        """The declarative config of every application deployed from a config."""
+        apps = self.status().get("applications") or {}
+        return {
+            n: e["deployed_app_config"] for n, e in apps.items() if e.get("deployed_app_config")
+        }
+
+    def put(self, apps: list[dict], http_host: str, http_port: int) -> None:
+        body = {"http_options": {"host": http_host, "port": http_port}, "applications": apps}
+        response = self.client.put(self.url, json=body)
+        if response.status_code >= 400:
+            names = ", ".join(a["name"] for a in apps)
+            raise DeployError(f"Serve rejected the config for {names}: {response.text[:500]}")
+
+    def wait_running(self, wanted: dict[str, dict], timeout: float) -> None:
+        """Until each named application is RUNNING with exactly the config we put."""
+        deadline, pending = time.monotonic() + timeout, dict(wanted)
+        while pending and time.monotonic() < deadline:
+            apps = self.status().get("applications") or {}
+            for name, config in list(pending.items()):
+                entry = apps.get(name) or {}
+                status = entry.get("status", "NOT_STARTED")
+                if status == "DEPLOY_FAILED":
+                    raise DeployError(
+                        f"{name} failed to start: {_first_line(entry.get('message'))}"
+                    )
+                if status == "RUNNING" and config_matches(entry.get("deployed_app_config"), config):
+                    del pending[name]
+            if pending:
+                time.sleep(0.5)
+        if pending:
+            raise DeployError(f"{', '.join(pending)} not RUNNING after {timeout:.0f}s")
+
+
+def _first_line(text: str | None) -> str:
+    lines = [line for line in (text or "no message").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no message"
+
+
+def config_matches(deployed: dict | None, wanted: dict) -> bool:
+    """Whether a deployed application config has the args and ``user_config``s we put."""
+    if not deployed or deployed.get("args") != wanted["args"]:
+        return False
+    user_configs = {d["name"]: d.get("user_config") for d in deployed.get("deployments") or []}
+    return all(
+        user_configs.get(d["name"]) == d["user_config"] for d in wanted.get("deployments", [])
+    )
+
+
+def live_routing(configs: dict[str, dict], app_name: str) -> Routing | None:
+    """The routing the router was last configured with, or None before the first deploy."""
+    router = configs.get(app_name)
+    if not router:
+        return None
+    for deployment in router.get("deployments") or []:
+        if deployment.get("name") == ROUTING_TABLE and deployment.get("user_config"):
+            return Routing.model_validate(deployment["user_config"])
+    return None

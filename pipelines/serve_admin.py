@@ -53,9 +53,7 @@ class ServeAdmin:
                 entry = apps.get(name) or {}
                 status = entry.get("status", "NOT_STARTED")
                 if status == "DEPLOY_FAILED":
-                    raise DeployError(
-                        f"{name} failed to start: {_first_line(entry.get('message'))}"
-                    )
+                    raise DeployError(f"{name} failed to start: {_last_line(entry.get('message'))}")
                 if status == "RUNNING" and config_matches(entry.get("deployed_app_config"), config):
                     del pending[name]
             if pending:
@@ -64,13 +62,17 @@ class ServeAdmin:
             raise DeployError(f"{', '.join(pending)} not RUNNING after {timeout:.0f}s")
 
 
-def _first_line(text: str | None) -> str:
+def _last_line(text: str | None) -> str:
+    """Serve's failure message is a traceback; its last line is the exception, the cause."""
     lines = [line for line in (text or "no message").splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no message"
 
 
 def config_matches(deployed: dict | None, wanted: dict) -> bool:
-    """Whether a deployed application config has the args and ``user_config``s we put."""
+    """Whether a deployed application config has the args and ``user_config``s we put.
+
+    Why not just RUNNING: right after a put, Serve still reports the previous config as
+    RUNNING, and a rollout that stopped waiting then would smoke-test the old version."""
     if not deployed or deployed.get("args") != wanted["args"]:
         return False
     user_configs = {d["name"]: d.get("user_config") for d in deployed.get("deployments") or []}

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps demo up down status test test-unit lint format clean
+.PHONY: help setup system-deps demo up down status test test-unit bench lint format clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -48,8 +48,15 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 test-unit: $(STAMP) ## Unit tests only (no services)
 	$(BIN)/python -m pytest tests/unit
 
-test: lint ## The whole suite: lint, unit, integration (real Ray, Airflow, MLflow, Serve)
+test: lint ## The whole suite: lint, unit, integration and e2e (real Ray, Airflow, MLflow, Serve)
 	$(BIN)/python -m pytest
+
+# The CPU benchmarks, in the order of bench/README.md (about 20 minutes on two cores). Not part
+# of `make test`: they print ratios, and a shared machine's noise is no reason to fail a build.
+BENCHES ?= ingest_vs_pyarrow validation_vs_pandas train_ray_vs_torchrun ray_data_feed_rate serve_latency
+
+bench: $(STAMP) ## Run the benchmarks (side-by-side ratios); one: `make bench BENCHES=serve_latency`
+	@for name in $(BENCHES); do echo "== bench.$$name"; $(BIN)/python -m bench.$$name || exit 1; done
 
 clean: ## Remove the local stack's data (.local); run `make down` first
 	rm -rf .local

@@ -6,6 +6,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The real services (Ray head, MLflow, Airflow DB) for tests/integration and tests/e2e.
+pytest_plugins = ["tests.local_stack"]
+
 
 def pytest_configure(config):
     scratch = Path(tempfile.mkdtemp(prefix="conveyor-tests-"))

@@ -35,7 +35,7 @@ from pipelines.serve_admin import ServeAdmin
 from pipelines.serving import SAMPLE_RECORDS
 from pipelines.settings import ConveyorSettings
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 DAG_ID = "predictive_maintenance"
 CANARY = f"canary-{secrets.token_hex(12)}"

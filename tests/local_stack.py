@@ -1,7 +1,8 @@
-"""Real services for integration tests: a Ray head, an MLflow server and an Airflow metadata DB.
+"""Real services for the integration and end-to-end tests: a Ray head, an MLflow server and an
+Airflow metadata DB, as pytest fixtures (registered in ``tests/conftest.py``).
 
-They are started with the same code as ``conveyor up``, on free ports, once per session, and
-always stopped (by PID), also when a test fails.
+They are started with the same code as ``conveyor up``, on free ports, once per session and
+only when a test asks for them, and always stopped (by PID), also when a test fails.
 """
 
 import json
@@ -18,7 +19,7 @@ from conveyor.processes import free_port, stop
 from conveyor.stack import start_mlflow, start_ray
 from pipelines.settings import ConveyorSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -166,7 +165,6 @@ def main() -> None:
         f" = {peak['extra'] / peak['frame']:.2f}x the DataFrame ({peak['frame'] / 1e6:.0f} MB)"
         " (target <= 3)"
     )
-    time.sleep(0)
 
 
 if __name__ == "__main__":

@@ -174,17 +174,24 @@ def data_path(root: str | os.PathLike, day: dt.date) -> str:
     return f"{partition_dir(root, day)}/{read_manifest(root, day).data_file}"
 
 
-def read_table(root: str | os.PathLike, day: dt.date) -> pa.Table:
+def read_committed(root: str | os.PathLike, day: dt.date) -> tuple[pa.Table, Manifest]:
+    """The committed partition of ``day`` and the manifest of the very file that was read
+    (its ``sha256`` identifies the rows, e.g. in a validation result)."""
     for attempt in range(3):
-        fs, path = _fs(data_path(root, day))
+        manifest = read_manifest(root, day)
+        fs, path = _fs(f"{partition_dir(root, day)}/{manifest.data_file}")
         try:
             with fs.open(path, "rb") as handle:
-                return pq.read_table(handle)
+                return pq.read_table(handle), manifest
         except FileNotFoundError:
             if attempt == 2:
                 raise
             # A writer committed a new version, and removed this one, since we read the
             # manifest: read it again.
+
+
+def read_table(root: str | os.PathLike, day: dt.date) -> pa.Table:
+    return read_committed(root, day)[0]
 
 
 def read_partition(root: str | os.PathLike, day: dt.date):

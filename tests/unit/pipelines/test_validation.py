@@ -132,6 +132,19 @@ def test_volume_and_drift_use_the_validated_history(tmp_path):
     assert day not in passed_dates(results)
 
 
+def test_the_result_names_the_validated_data_file_by_its_sha256(tmp_path):
+    root, results = str(tmp_path / "lake"), tmp_path / "v"
+    root, day = _first_day(root, results)
+    report = validate_partition(root, day, results, run_id="r", now=NOW)
+    sha = lake.read_manifest(root, day).sha256
+    assert report.data_sha256 == sha
+    markers = json.loads(Path(report.result_path).read_text())["meta"]["batch_markers"]
+    assert markers["lake_sha256"] == sha, markers
+    assert "pandas_data_fingerprint" not in markers  # GX's own row hash is skipped
+    latest = json.loads((results / f"date={day}" / "latest.json").read_text())
+    assert latest["data_sha256"] == sha
+
+
 def _first_day(root, results):
     day = dt.date(2026, 11, 1)
     ingest_day(day, root, generator=SMALL)

@@ -193,7 +193,7 @@ def _skip_decimal_scan_of_numeric_arrays() -> None:
 
 def _skip_dataframe_fingerprint() -> None:
     """GX hashes every row of a pandas batch (``hash_pandas_object``, then MD5) for its
-    ``pandas_data_fingerprint`` batch marker: about a quarter of a validation at a million rows.
+    ``pandas_data_fingerprint`` batch marker: about half of a validation at a million rows.
     A lake partition is already identified by the SHA-256 of its data file, which
     ``validate_partition`` records in the report and in the result's batch markers
     (``lake_sha256``), so GX's hash is skipped, as GX itself skips it above 1 GB."""

@@ -4,9 +4,10 @@
    of the Ray Serve endpoint (router + predictor, as deployed by ``pipelines.rollout``) vs a
    plain FastAPI app under uvicorn serving the same model directory with the same validation;
 2. batched (``max_batch_size=32``, adaptive 2 ms wait) vs unbatched (``max_batch_size=1``)
-   predictor throughput and p99 at saturation (64 concurrent clients, one record each), and
-   what batching saves where it applies: the scoring call alone, 32 records at once vs 32
-   calls of one, in this process;
+   predictor throughput and p99 at saturation (64 concurrent clients, one record each), with
+   each side's router CPU per request and how busy the router was, and what batching saves
+   where it applies: the scoring call alone, 32 records at once vs 32 calls of one, in this
+   process;
 3. rollouts under a steady load (20 requests/s): p99 in each rollout's window (the call plus
    3 s) over p99 outside the windows, with the default two predictor slots (the new version
    loads into the idle slot, in place) vs one slot (each rollout starts a new slot, as
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 
 from conveyor.processes import free_port
 from pipelines.serving import SAMPLE_RECORDS
@@ -222,24 +224,58 @@ def throughput(urls: dict[str, str]) -> None:
         print(f"{name} / fastapi max throughput: {ratio:.2f}")
 
 
-def batching(sides: dict[str, str], model_dir: Path) -> None:
+def _router_process(app: str) -> psutil.Process:
+    """The router replica of application ``app``: Ray titles its process
+    ``ray::ServeReplica:<app>:Router``."""
+    title = f"ServeReplica:{app}:Router"
+    for proc in psutil.process_iter(["cmdline"]):
+        if any(title in part for part in proc.info["cmdline"] or ()):
+            return proc
+    raise RuntimeError(f"no process titled {title}: is application {app} running?")
+
+
+def _cpu_clock(router: psutil.Process, client: psutil.Process) -> np.ndarray:
+    """(router CPU seconds, client CPU seconds, wall seconds), to subtract two readings."""
+    cpu = [sum(proc.cpu_times()[:2]) for proc in (router, client)]
+    return np.array([*cpu, time.perf_counter()])
+
+
+def batching(sides: dict[str, tuple[str, str]], model_dir: Path) -> None:
+    """``sides``: name -> (endpoint, application). Besides throughput and p99, each side's
+    router CPU is sampled, since at saturation the router (one Python process) is the
+    bottleneck: the throughput ratio is its CPU per request unbatched over batched, times
+    how busy it is on each side."""
     print("== batching at saturation, 64 concurrent clients (5 rounds x 10 s, alternating)")
-    result = {name: ([], []) for name in sides}
+    routers = {name: _router_process(app) for name, (_, app) in sides.items()}
+    client = psutil.Process()
+    result = {name: ([], [], [], []) for name in sides}
     for _ in range(5):
-        for name, endpoint in sides.items():
+        for name, (endpoint, _) in sides.items():
+            before = _cpu_clock(routers[name], client)
             rps, latencies = saturate(f"{endpoint}/predict", 64, 10)
-            result[name][0].append(rps)
-            result[name][1].extend(latencies)
+            router_s, client_s, elapsed = _cpu_clock(routers[name], client) - before
+            throughputs, all_latencies, router_busy, client_busy = result[name]
+            throughputs.append(rps)
+            all_latencies.extend(latencies)
+            router_busy.append(router_s / elapsed)
+            client_busy.append(client_s / elapsed)
     summary = {}
-    for name, (throughputs, latencies) in result.items():
-        summary[name] = (statistics.median(throughputs), _percentiles(latencies)[1])
-        print(f"{name:9s} {summary[name][0]:7.1f} req/s  p99={summary[name][1] * 1000:7.1f} ms")
-    gain = summary["batched"][0] / summary["unbatched"][0]
-    p99_ratio = summary["batched"][1] / summary["unbatched"][1]
+    for name, (throughputs, latencies, router_busy, client_busy) in result.items():
+        rps, busy = statistics.median(throughputs), statistics.median(router_busy)
+        summary[name] = (rps, _percentiles(latencies)[1], busy, busy / rps)
+        print(
+            f"{name:9s} {rps:7.1f} req/s  p99={summary[name][1] * 1000:7.1f} ms  "
+            f"router: {busy:.2f} of a core, {busy / rps * 1000:.2f} ms CPU a request  "
+            f"(client: {statistics.median(client_busy):.2f} of a core)"
+        )
+    batched, unbatched = summary["batched"], summary["unbatched"]
     paired = zip(result["batched"][0], result["unbatched"][0], strict=True)
     each = " ".join(f"{b / u:.2f}" for b, u in paired)
-    print(f"batched / unbatched throughput: {gain:.2f} (target >= 3)  [each round: {each}]")
-    print(f"batched / unbatched p99: {p99_ratio:.2f} (target <= 1.5)")
+    print(f"batched / unbatched throughput: {batched[0] / unbatched[0]:.2f} (target >= 3)  "
+          f"[each round: {each}]")  # fmt: skip
+    print(f"  = router CPU a request, unbatched / batched: {unbatched[3] / batched[3]:.2f}"
+          f"  x router busy, batched / unbatched: {batched[2] / unbatched[2]:.2f}")  # fmt: skip
+    print(f"batched / unbatched p99: {batched[1] / unbatched[1]:.2f} (target <= 1.5)")
     print(f"scoring alone, 32 records in one call vs 32 calls: {_scoring_gain(model_dir):.1f}x")
 
 
@@ -326,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
                 throughput(urls)
         if "batching" in only:
             deploy(unbatched, version)
-            batching({"batched": batched.endpoint, "unbatched": unbatched.endpoint}, model_dir)
+            sides = {"batched": batched, "unbatched": unbatched}
+            batching({name: (t.endpoint, t.app_name) for name, t in sides.items()}, model_dir)
         if "rollouts" in only:
             cycle = [version, *_more_versions(settings.tracking_uri, model_dir, 2)]
             targets = {"2 slots": target("slots"), "1 slot": target("one-slot", slots=1)}

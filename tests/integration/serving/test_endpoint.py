@@ -9,6 +9,7 @@ import pytest
 from pipelines.rollout import deploy, wait_for_copy
 from pipelines.routing import VERSION_HEADER
 from pipelines.serving import SAMPLE_RECORDS
+from pipelines.telemetry import PHYSICAL_RANGES
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +63,8 @@ def test_health_metadata_and_openapi(served, versions):
     spec = httpx.get(f"{served.endpoint}/openapi.json", timeout=30).json()
     assert {"/predict", "/healthz", "/metadata"} <= set(spec["paths"])
     assert "422" in spec["paths"]["/predict"]["post"]["responses"]
+    torque = spec["components"]["schemas"]["Record"]["properties"]["torque_nm"]
+    assert (torque["minimum"], torque["maximum"]) == PHYSICAL_RANGES["torque_nm"]
 
 
 def _with(**changes) -> dict:

@@ -11,8 +11,15 @@ from pydantic import ValidationError
 
 from pipelines.routing import Routing
 from pipelines.serving import SAMPLE_RECORDS
+from pipelines.telemetry import PHYSICAL_RANGES
 from ray_jobs.serve_app import Router, RoutingTable, _one_line
-from ray_jobs.serve_schemas import MAX_RECORDS, ModelChoice, PredictorArgs, PredictRequest
+from ray_jobs.serve_schemas import (
+    MAX_RECORDS,
+    ModelChoice,
+    PredictorArgs,
+    PredictRequest,
+    Record,
+)
 
 GOOD = SAMPLE_RECORDS[0]
 
@@ -38,6 +45,15 @@ def test_impossible_or_mistyped_values_are_refused(change):
         PredictRequest.model_validate({"records": [{**GOOD, **change}]})
     message = _one_line(info.value.errors())
     assert next(iter(change)) in message and "\n" not in message
+
+
+def test_the_schema_publishes_each_readings_physical_range():
+    """Clients, code generators and the fuzz test read the ranges from the schema."""
+    properties = Record.model_json_schema()["properties"]
+    for name, (low, high) in PHYSICAL_RANGES.items():
+        assert (properties[name]["minimum"], properties[name]["maximum"]) == (low, high)
+        with pytest.raises(ValidationError, match=name):
+            PredictRequest.model_validate({**GOOD, name: high + 1})
 
 
 def test_batch_size_is_bounded():

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -240,6 +241,33 @@ def _cpu_clock(router: psutil.Process, client: psutil.Process) -> np.ndarray:
     return np.array([*cpu, time.perf_counter()])
 
 
+@dataclass
+class _Saturated:
+    """One side's rounds at saturation: throughput, latencies, and the share of a core the
+    router and the load generator used."""
+
+    throughputs: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    router_busy: list[float] = field(default_factory=list)
+    client_busy: list[float] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        return statistics.median(self.throughputs)
+
+    @property
+    def p99(self) -> float:
+        return _percentiles(self.latencies)[1]
+
+    @property
+    def busy(self) -> float:
+        return statistics.median(self.router_busy)
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.busy / self.rps
+
+
 def batching(sides: dict[str, tuple[str, str]], model_dir: Path) -> None:
     """``sides``: name -> (endpoint, application). Besides throughput and p99, each side's
     router CPU is sampled, since at saturation the router (one Python process) is the
@@ -248,34 +276,32 @@ def batching(sides: dict[str, tuple[str, str]], model_dir: Path) -> None:
     print("== batching at saturation, 64 concurrent clients (5 rounds x 10 s, alternating)")
     routers = {name: _router_process(app) for name, (_, app) in sides.items()}
     client = psutil.Process()
-    result = {name: ([], [], [], []) for name in sides}
+    result = {name: _Saturated() for name in sides}
     for _ in range(5):
         for name, (endpoint, _) in sides.items():
             before = _cpu_clock(routers[name], client)
             rps, latencies = saturate(f"{endpoint}/predict", 64, 10)
             router_s, client_s, elapsed = _cpu_clock(routers[name], client) - before
-            throughputs, all_latencies, router_busy, client_busy = result[name]
-            throughputs.append(rps)
-            all_latencies.extend(latencies)
-            router_busy.append(router_s / elapsed)
-            client_busy.append(client_s / elapsed)
-    summary = {}
-    for name, (throughputs, latencies, router_busy, client_busy) in result.items():
-        rps, busy = statistics.median(throughputs), statistics.median(router_busy)
-        summary[name] = (rps, _percentiles(latencies)[1], busy, busy / rps)
+            side = result[name]
+            side.throughputs.append(rps)
+            side.latencies.extend(latencies)
+            side.router_busy.append(router_s / elapsed)
+            side.client_busy.append(client_s / elapsed)
+    for name, side in result.items():
         print(
-            f"{name:9s} {rps:7.1f} req/s  p99={summary[name][1] * 1000:7.1f} ms  "
-            f"router: {busy:.2f} of a core, {busy / rps * 1000:.2f} ms CPU a request  "
-            f"(client: {statistics.median(client_busy):.2f} of a core)"
+            f"{name:9s} {side.rps:7.1f} req/s  p99={side.p99 * 1000:7.1f} ms  "
+            f"router: {side.busy:.2f} of a core, {side.cpu_per_request * 1000:.2f} ms CPU a "
+            f"request  (client: {statistics.median(side.client_busy):.2f} of a core)"
         )
-    batched, unbatched = summary["batched"], summary["unbatched"]
-    paired = zip(result["batched"][0], result["unbatched"][0], strict=True)
+    batched, unbatched = result["batched"], result["unbatched"]
+    paired = zip(batched.throughputs, unbatched.throughputs, strict=True)
     each = " ".join(f"{b / u:.2f}" for b, u in paired)
-    print(f"batched / unbatched throughput: {batched[0] / unbatched[0]:.2f} (target >= 3)  "
+    print(f"batched / unbatched throughput: {batched.rps / unbatched.rps:.2f} (target >= 3)  "
           f"[each round: {each}]")  # fmt: skip
-    print(f"  = router CPU a request, unbatched / batched: {unbatched[3] / batched[3]:.2f}"
-          f"  x router busy, batched / unbatched: {batched[2] / unbatched[2]:.2f}")  # fmt: skip
-    print(f"batched / unbatched p99: {batched[1] / unbatched[1]:.2f} (target <= 1.5)")
+    print(f"  = router CPU a request, unbatched / batched: "
+          f"{unbatched.cpu_per_request / batched.cpu_per_request:.2f}"
+          f"  x router busy, batched / unbatched: {batched.busy / unbatched.busy:.2f}")  # fmt: skip
+    print(f"batched / unbatched p99: {batched.p99 / unbatched.p99:.2f} (target <= 1.5)")
     print(f"scoring alone, 32 records in one call vs 32 calls: {_scoring_gain(model_dir):.1f}x")
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 
-import pandas as pd
 from fastapi import FastAPI
 
+from pipelines.features import record_columns
 from pipelines.model import LoadedModel
 from ray_jobs.serve_schemas import PredictRequest
 
@@ -23,8 +23,8 @@ def healthz() -> dict:
 
 @app.post("/predict")
 def predict(body: PredictRequest) -> dict:
-    frame = pd.DataFrame([r.model_dump() for r in body.records])
-    probabilities = model.predict_proba(frame).tolist()
+    records = [r.model_dump() for r in body.records]
+    probabilities = model.predict_proba(record_columns(records)).tolist()
     return {
         "model_version": "baseline",
         "predictions": [

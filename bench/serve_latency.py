@@ -7,7 +7,7 @@
    predictor throughput and p99 at saturation (64 concurrent clients, one record each), with
    each side's router CPU per request and how busy the router was, and what batching saves
    where it applies: the scoring call alone, 32 records at once vs 32 calls of one, in this
-   process;
+   process (and one record scored from a DataFrame vs from ``record_columns``);
 3. rollouts under a steady load (20 requests/s): p99 in each rollout's window (the call plus
    3 s) over p99 outside the windows, with the default two predictor slots (the new version
    loads into the idle slot, in place) vs one slot (each rollout starts a new slot, as
@@ -157,24 +157,32 @@ def _more_versions(tracking_uri: str, model_dir: Path, n: int) -> list[str]:
     ]
 
 
-def _scoring_gain(model_dir: Path, rounds: int = 200) -> float:
-    """The model's share of a request, batched vs not: the most batching can give."""
+def _scoring_gains(model_dir: Path, rounds: int = 200) -> tuple[float, float]:
+    """The model's share of a request, in this process: (32 records in one call over 32 calls
+    of one, the most batching can give; one record from a DataFrame, as scoring was built
+    until 2026-12-01, over one from ``record_columns``, as ``FailurePredictor._score`` does)."""
     import pandas as pd
 
+    from pipelines.features import record_columns
     from pipelines.model import LoadedModel
 
     model = LoadedModel(model_dir)
     rows = (SAMPLE_RECORDS * 32)[:32]
-    times = {"one": [], "batch": []}
-    for _ in range(rounds):  # as FailurePredictor._score does it, DataFrame included
+    times = {"one": [], "batch": [], "frame": []}
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for row in rows:
+            model.predict_proba(record_columns([row]))
+        times["one"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        model.predict_proba(record_columns(rows))
+        times["batch"].append(time.perf_counter() - started)
         started = time.perf_counter()
         for row in rows:
             model.predict_proba(pd.DataFrame([row]))
-        times["one"].append(time.perf_counter() - started)
-        started = time.perf_counter()
-        model.predict_proba(pd.DataFrame(rows))
-        times["batch"].append(time.perf_counter() - started)
-    return statistics.median(times["one"]) / statistics.median(times["batch"])
+        times["frame"].append(time.perf_counter() - started)
+    one, batch, frame = (statistics.median(times[k]) for k in ("one", "batch", "frame"))
+    return one / batch, frame / one
 
 
 def _baseline(model_dir: Path, port: int) -> subprocess.Popen:
@@ -302,7 +310,9 @@ def batching(sides: dict[str, tuple[str, str]], model_dir: Path) -> None:
           f"{unbatched.cpu_per_request / batched.cpu_per_request:.2f}"
           f"  x router busy, batched / unbatched: {batched.busy / unbatched.busy:.2f}")  # fmt: skip
     print(f"batched / unbatched p99: {batched.p99 / unbatched.p99:.2f} (target <= 1.5)")
-    print(f"scoring alone, 32 records in one call vs 32 calls: {_scoring_gain(model_dir):.1f}x")
+    batching_gain, records_gain = _scoring_gains(model_dir)
+    print(f"scoring alone, 32 records in one call vs 32 calls: {batching_gain:.1f}x")
+    print(f"scoring one record, from a DataFrame vs from record_columns: {records_gain:.1f}x")
 
 
 def rollouts(targets: dict, cycle: list[str]) -> None:

@@ -37,15 +37,24 @@ FEATURE_NAMES: tuple[str, ...] = (
 TARGET = "machine_failure"
 
 
-def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
-    """Physics-informed features (temperature gap, power, strain) as float32, one row a record."""
-    speed = frame["rotational_speed_rpm"].to_numpy(dtype=np.float64)
-    torque = frame["torque_nm"].to_numpy(dtype=np.float64)
-    air = frame["air_temperature_k"].to_numpy(dtype=np.float64)
-    process = frame["process_temperature_k"].to_numpy(dtype=np.float64)
-    wear = frame["tool_wear_min"].to_numpy(dtype=np.float64)
-    product = frame["product_type"].astype(str).to_numpy()
-    columns = [
+def feature_matrix(columns) -> np.ndarray:
+    """Physics-informed features (temperature gap, power, strain) as float32, one row a record.
+
+    ``columns`` maps each of ``INPUT_COLUMNS`` to its values: a DataFrame in training and
+    evaluation, ``record_columns(records)`` in serving. One definition for both is what keeps
+    training and serving from drifting apart."""
+    speed, torque, air, process, wear = (
+        np.asarray(columns[name], dtype=np.float64)
+        for name in (
+            "rotational_speed_rpm",
+            "torque_nm",
+            "air_temperature_k",
+            "process_temperature_k",
+            "tool_wear_min",
+        )
+    )
+    product = np.asarray(columns["product_type"]).astype(str)
+    features = [
         product == "L",
         product == "M",
         product == "H",
@@ -58,7 +67,16 @@ def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
         wear,
         wear * torque,
     ]
-    return np.column_stack(columns).astype(np.float32)
+    return np.column_stack(features).astype(np.float32)
+
+
+def record_columns(records: list[dict]) -> dict[str, list]:
+    """Request records (dicts with ``INPUT_COLUMNS``) as columns for ``feature_matrix``.
+
+    Why not ``pd.DataFrame(records)``: for one record, building the DataFrame and reading its
+    columns back cost about 0.8 ms of a 1 ms scoring call on a two-core machine; the network
+    itself 0.07 ms."""
+    return {name: [record[name] for record in records] for name in INPUT_COLUMNS}
 
 
 def target_vector(frame: pd.DataFrame) -> np.ndarray:

@@ -53,8 +53,10 @@ class LoadedModel:
         self.net.eval()
         self.threshold = float(self.meta.get("threshold", 0.5))
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        features = self.scaler.transform(feature_matrix(frame))
+    def predict_proba(self, columns: pd.DataFrame | dict) -> np.ndarray:
+        """Failure probabilities; ``columns`` as ``feature_matrix`` takes them (a DataFrame,
+        or ``record_columns(records)``)."""
+        features = self.scaler.transform(feature_matrix(columns))
         with torch.inference_mode():
             logits = self.net(torch.from_numpy(features)).squeeze(-1)
         return torch.sigmoid(logits).numpy()

@@ -71,9 +71,9 @@ def load_version(args: PredictorArgs, requested: str) -> LoadedVersion:
 
 def check_scores(model, model_name: str, version: str) -> None:
     """Score the sample records; anything but probabilities (NaN included) refuses the model."""
-    import pandas as pd
+    from pipelines.features import record_columns
 
-    probabilities = model.predict_proba(pd.DataFrame(SAMPLE_RECORDS)).tolist()
+    probabilities = model.predict_proba(record_columns(SAMPLE_RECORDS)).tolist()
     if not all(0.0 <= p <= 1.0 for p in probabilities):
         raise RuntimeError(
             f"version {version} of {model_name} scored {probabilities}, not probabilities"
@@ -129,11 +129,11 @@ class FailurePredictor:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
     async def _score(self, batches: list[list[dict]]) -> list[tuple[LoadedVersion, list]]:
-        import pandas as pd
+        from pipelines.features import record_columns  # numpy: not at import, in the builder
 
         loaded = self.loaded
         rows = [record for batch in batches for record in batch]
-        probabilities = loaded.model.predict_proba(pd.DataFrame(rows)).tolist()
+        probabilities = loaded.model.predict_proba(record_columns(rows)).tolist()
         out, start = [], 0
         for batch in batches:
             out.append((loaded, probabilities[start : start + len(batch)]))

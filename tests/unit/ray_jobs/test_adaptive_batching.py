@@ -29,9 +29,10 @@ class RecordingModel:
     def __init__(self):
         self.calls: list[int] = []
 
-    def predict_proba(self, frame):
-        self.calls.append(len(frame))
-        return np.full(len(frame), 0.25)
+    def predict_proba(self, columns):
+        rows = len(columns["product_type"])
+        self.calls.append(rows)
+        return np.full(rows, 0.25)
 
 
 def _predictor(max_batch_size: int, wait: float = LONG_WAIT):

@@ -26,8 +26,9 @@ class FixedModel:
     def __init__(self, value: float):
         self.value = value
 
-    def predict_proba(self, frame):
-        return np.full(len(frame), self.value)
+    def predict_proba(self, columns):
+        rows = len(columns["product_type"])
+        return np.full(rows, self.value)
 
 
 def export(version: str, value: float = 0.25, held: str | None = None) -> bytes:

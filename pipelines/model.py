@@ -7,6 +7,7 @@ a tampered file cannot run code), ``scaler.json`` and ``model.json`` (architectu
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ class LoadedModel:
         self.net.eval()
         self.threshold = float(self.meta.get("threshold", 0.5))
 
-    def predict_proba(self, columns: pd.DataFrame | dict) -> np.ndarray:
+    def predict_proba(self, columns: pd.DataFrame | Mapping[str, Sequence]) -> np.ndarray:
         """Failure probabilities; ``columns`` as ``feature_matrix`` takes them (a DataFrame,
         or ``record_columns(records)``)."""
         features = self.scaler.transform(feature_matrix(columns))

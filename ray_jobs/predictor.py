@@ -129,7 +129,7 @@ class FailurePredictor:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
     async def _score(self, batches: list[list[dict]]) -> list[tuple[LoadedVersion, list]]:
-        from pipelines.features import record_columns  # numpy: not at import, in the builder
+        from pipelines.features import record_columns  # pandas: where a model scores, not at import
 
         loaded = self.loaded
         rows = [record for batch in batches for record in batch]

@@ -54,7 +54,8 @@ def feature_matrix(columns: pd.DataFrame | Mapping[str, Sequence]) -> np.ndarray
             "tool_wear_min",
         )
     )
-    product = np.asarray(columns["product_type"]).astype(str)
+    # object, not .astype(str): a fixed-width unicode copy made 1M rows 35% slower.
+    product = np.asarray(columns["product_type"], dtype=object)
     features = [
         product == "L",
         product == "M",

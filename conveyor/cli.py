@@ -134,11 +134,13 @@ def train(
 
     from ray.job_submission import JobSubmissionClient
 
+    from pipelines.ray_auth import auth_headers, find_ray_token
     from pipelines.registry import register_training
 
     settings = get_settings()
     result_path = settings.runs_dir / "results" / f"{name}.json"
-    client = JobSubmissionClient(settings.ray_jobs_address)
+    headers = auth_headers(find_ray_token())
+    client = JobSubmissionClient(settings.ray_jobs_address, headers=headers or None)
     job_id = client.submit_job(
         entrypoint=(
             f"python -m ray_jobs.train --lake {settings.lake} --dates {dates} "

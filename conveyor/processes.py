@@ -121,6 +121,37 @@ def spawn(
     )
 
 
+def start_service(
+    name: str,
+    argv: list[str],
+    log_path: Path,
+    env: dict,
+    url: str,
+    ready,
+    timeout: float,
+    *,
+    what: str | None = None,
+    cwd: Path | None = None,
+    grace_s: float = 30.0,
+    started=None,
+) -> ServiceRecord:
+    """Spawn a service and wait until ``ready()`` is true.
+
+    The record goes to ``started(record)`` before the wait, so a caller can persist it and a
+    later ``down`` finds the process even if this one dies waiting. A start that fails (not
+    ready in time, refused, interrupted) stops the process it spawned, by PID, before raising:
+    nothing is left holding the service's ports."""
+    proc, record = spawn(name, argv, log_path, env, url, cwd=cwd, grace_s=grace_s)
+    if started is not None:
+        started(record)
+    try:
+        wait_until(ready, what or name, timeout, proc, log_path)
+    except BaseException:
+        stop(record)
+        raise
+    return record
+
+
 def wait_until(
     check,
     what: str,
@@ -128,7 +159,9 @@ def wait_until(
     proc: subprocess.Popen | None = None,
     log_path: Path | None = None,
 ) -> None:
-    """Poll ``check()`` until it is true; fail fast if ``proc`` died, never hang past timeout."""
+    """Poll ``check()`` until it is true; fail fast if ``proc`` died or ``check`` raises
+    ``StackError`` (a cause waiting will not fix, such as a refused credential); never hang
+    past timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -137,6 +170,8 @@ def wait_until(
         try:
             if check():
                 return
+        except StackError:  # the check found a cause that waiting will not fix
+            raise
         except Exception:  # the service is not answering yet
             pass
         time.sleep(0.5)

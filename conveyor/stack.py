@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -20,9 +21,16 @@ from conveyor.processes import (
     ServiceRecord,
     StackError,
     require_free_ports,
-    spawn,
+    start_service,
     stop,
-    wait_until,
+)
+from pipelines.ray_auth import (
+    AUTH_MODE_ENV,
+    RayAuthError,
+    auth_headers,
+    default_token_path,
+    explain_refusal,
+    find_ray_token,
 )
 from pipelines.settings import ConveyorSettings
 
@@ -50,6 +58,45 @@ def service_env(settings: ConveyorSettings) -> dict[str, str]:
 
 def _ok(url: str) -> bool:
     return httpx.get(url, timeout=2.0).status_code == 200
+
+
+def ray_auth_env(env: dict[str, str]) -> dict[str, str]:
+    """Token authentication for the local Ray head, as Ray does for a local ``ray.init()``:
+    on unless ``RAY_AUTH_MODE`` says otherwise, with the token Ray would find
+    (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``), and a new one
+    written to ``~/.ray/auth_token`` (mode 0600) when there is none. Why on: Ray resolves a
+    loopback node address to the machine's own and binds its GCS, raylet, worker and client
+    server ports there, and only the token keeps the network off them.
+
+    ``RAY_AUTH_MODE=disabled`` opts out: the head then runs without authentication."""
+    mode = env.get(AUTH_MODE_ENV, "").strip().lower()
+    if mode == "disabled":
+        return {}
+    try:
+        if find_ray_token(env) is None:
+            path = default_token_path(env)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_hex(32))
+    except (RayAuthError, OSError) as exc:
+        raise StackError(f"Ray auth token: {exc}") from None
+    return {AUTH_MODE_ENV: "token"}
+
+
+def ray_dashboard_ready(address: str, token: str | None):
+    """A readiness check for a Ray head: its dashboard answers ``/api/version`` with the
+    token. A 401/403 raises ``StackError`` at once, naming the cause (waiting cannot fix a
+    refused credential)."""
+
+    def ready() -> bool:
+        status = httpx.get(f"{address}/api/version", headers=auth_headers(token), timeout=2.0)
+        cause = explain_refusal(status.status_code, address, sent_token=bool(token))
+        if cause:
+            raise StackError(cause)
+        return status.status_code == 200
+
+    return ready
 
 
 def serve_ingress_env(settings: ConveyorSettings, temp_dir: Path) -> dict[str, str]:
@@ -84,8 +131,10 @@ def serve_ingress_env(settings: ConveyorSettings, temp_dir: Path) -> dict[str, s
     }
 
 
-def start_ray(settings: ConveyorSettings, timeout: float = 120.0) -> ServiceRecord:
-    """``ray start --head --block`` in its own session; every port given explicitly."""
+def start_ray(settings: ConveyorSettings, timeout: float = 120.0, started=None) -> ServiceRecord:
+    """``ray start --head --block`` in its own session; every port given explicitly, token
+    authentication as ``ray_auth_env`` decides. ``started`` gets the record before the
+    readiness wait (``start_service``); a failed start stops the head it started."""
     temp_dir = tempfile.mkdtemp(prefix="cvray-")  # short: Ray's socket paths are length-limited
     log_path = settings.home_dir / "logs" / "ray.log"
     argv = [
@@ -105,12 +154,27 @@ def start_ray(settings: ConveyorSettings, timeout: float = 120.0) -> ServiceReco
     ]
     url = settings.ray_jobs_address
     env = {**service_env(settings), **serve_ingress_env(settings, Path(temp_dir))}
-    proc, record = spawn("ray", argv, log_path, env, url, cwd=PROJECT_ROOT, grace_s=RAY_GRACE_S)
-    wait_until(lambda: _ok(f"{url}/api/version"), "Ray head", timeout, proc, log_path)
-    return record
+    env.update(ray_auth_env(env))
+    try:
+        token = find_ray_token(env)
+    except RayAuthError as exc:
+        raise StackError(str(exc)) from None
+    return start_service(
+        "ray",
+        argv,
+        log_path,
+        env,
+        url,
+        ray_dashboard_ready(url, token),
+        timeout,
+        what="Ray head",
+        cwd=PROJECT_ROOT,
+        grace_s=RAY_GRACE_S,
+        started=started,
+    )
 
 
-def start_mlflow(settings: ConveyorSettings, timeout: float = 120.0) -> ServiceRecord:
+def start_mlflow(settings: ConveyorSettings, timeout: float = 120.0, started=None) -> ServiceRecord:
     root = settings.home_dir / "mlflow"
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
     log_path = settings.home_dir / "logs" / "mlflow.log"
@@ -129,9 +193,20 @@ def start_mlflow(settings: ConveyorSettings, timeout: float = 120.0) -> ServiceR
         "1",
     ]
     url = settings.tracking_uri
-    proc, record = spawn("mlflow", argv, log_path, service_env(settings), url, cwd=PROJECT_ROOT)
-    wait_until(lambda: _ok(f"{url}/health"), "MLflow server", timeout, proc, log_path)
-    return record
+    ready = functools.partial(_ok, f"{url}/health")
+    env = service_env(settings)
+    return start_service(
+        "mlflow",
+        argv,
+        log_path,
+        env,
+        url,
+        ready,
+        timeout,
+        what="MLflow server",
+        cwd=PROJECT_ROOT,
+        started=started,
+    )
 
 
 def airflow_env(settings: ConveyorSettings) -> dict[str, str]:
@@ -150,6 +225,8 @@ def airflow_env(settings: ConveyorSettings) -> dict[str, str]:
             "AIRFLOW__API__PORT": str(settings.airflow_port),
             "AIRFLOW__API__BASE_URL": settings.airflow_base_url,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(settings.airflow_worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(settings.airflow_trigger_log_port),
         }
     )
     return env
@@ -160,7 +237,9 @@ def airflow_password(settings: ConveyorSettings) -> str:
     return json.loads(path.read_text())[AIRFLOW_USER]
 
 
-def start_airflow(settings: ConveyorSettings, timeout: float = 300.0) -> ServiceRecord:
+def start_airflow(
+    settings: ConveyorSettings, timeout: float = 300.0, started=None
+) -> ServiceRecord:
     """``airflow standalone``: api-server, scheduler, dag-processor and triggerer on SQLite."""
     home = settings.home_dir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
@@ -172,13 +251,20 @@ def start_airflow(settings: ConveyorSettings, timeout: float = 300.0) -> Service
     env["AIRFLOW__API_AUTH__JWT_SECRET"] = secret_file.read_text().strip()
     log_path = settings.home_dir / "logs" / "airflow.log"
     url = settings.airflow_base_url
-    proc, record = spawn(
-        "airflow", [_bin("airflow"), "standalone"], log_path, env, url, cwd=PROJECT_ROOT
+    ready = functools.partial(_ok, f"{url}/api/v2/monitor/health")
+    argv = [_bin("airflow"), "standalone"]
+    return start_service(
+        "airflow",
+        argv,
+        log_path,
+        env,
+        url,
+        ready,
+        timeout,
+        what="Airflow api-server",
+        cwd=PROJECT_ROOT,
+        started=started,
     )
-    wait_until(
-        lambda: _ok(f"{url}/api/v2/monitor/health"), "Airflow api-server", timeout, proc, log_path
-    )
-    return record
 
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -238,11 +324,24 @@ def start_airflow_component(
         argv += ["--host", settings.host, "--port", str(settings.airflow_port)]
     log_path = settings.home_dir / "logs" / f"airflow-{component}.log"
     url = settings.airflow_base_url
-    proc, record = spawn(f"airflow-{component}", argv, log_path, env, url, cwd=PROJECT_ROOT)
     if component == "api-server":
-        health = f"{url}/api/v2/monitor/health"
-        wait_until(lambda: _ok(health), "Airflow api-server", timeout, proc, log_path)
-    return record
+        ready = functools.partial(_ok, f"{url}/api/v2/monitor/health")
+    else:
+
+        def ready() -> bool:  # up as soon as spawned (see the docstring)
+            return True
+
+    return start_service(
+        f"airflow-{component}",
+        argv,
+        log_path,
+        env,
+        url,
+        ready,
+        timeout,
+        what=f"Airflow {component}",
+        cwd=PROJECT_ROOT,
+    )
 
 
 class Stack:
@@ -289,18 +388,26 @@ class Stack:
                 ),
             },
             "mlflow": {"mlflow": s.mlflow_port},
-            "airflow": {"airflow": s.airflow_port},
+            "airflow": {
+                "airflow": s.airflow_port,
+                "airflow_worker_log": s.airflow_worker_log_port,
+                "airflow_trigger_log": s.airflow_trigger_log_port,
+            },
         }
         missing = [name for name in starters if name not in names]
         require_free_ports(s.host, {k: v for n in missing for k, v in ports[n].items()})
         records = list(running)
+
+        def started(record: ServiceRecord) -> None:
+            records.append(record)
+            self._save(records)
+
         try:
             for name in missing:
-                records.append(starters[name](s))
-                self._save(records)
-        except BaseException:
-            self._save(records)
-            raise
+                starters[name](s, started=started)
+        finally:
+            # A failed start has stopped what it spawned: keep only what still runs.
+            self._save([r for r in records if r.alive()])
         return records
 
     def down(self) -> list[str]:

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
+from pipelines.ray_auth import find_ray_token
 from pipelines.routing import (
     PREDICTOR_DEPLOYMENT,
     ROUTING_TABLE,
@@ -62,6 +63,9 @@ class ServeTarget:
     tracking_uri: str
     require_auth: bool = False
     token: str = field(default="", repr=False)
+    """The bearer token of the prediction routes (``require_auth``)."""
+    ray_token: str | None = field(default=None, repr=False)
+    """Ray's auth token for the dashboard's Serve REST API (``pipelines.ray_auth``)."""
     predictor: dict = field(default_factory=dict)
     """Extra ``PredictorArgs``: num_replicas, num_cpus, max_batch_size, batch_wait_timeout_s."""
     router: dict = field(default_factory=dict)
@@ -120,6 +124,7 @@ def target_from_settings(settings, **overrides) -> ServeTarget:
         "require_auth": settings.serve_require_auth,
         "token": settings.serve_token.get_secret_value() if settings.serve_require_auth else "",
         "slots": settings.serve_slots,
+        "ray_token": find_ray_token(),
     }
     return ServeTarget(**{**values, **overrides})
 
@@ -141,7 +146,7 @@ class RolloutResult:
 
 def apply_routing(target: ServeTarget, desired: Routing, action: str) -> RolloutResult:
     """Make ``desired`` the live routing, or leave the previous one serving and raise."""
-    with contextlib.closing(ServeAdmin(target.dashboard)) as admin:
+    with contextlib.closing(ServeAdmin(target.dashboard, ray_token=target.ray_token)) as admin:
         return _apply(admin, target, desired, action)
 
 
@@ -275,7 +280,7 @@ def wait_for_copy(
 
 
 def current_routing(target: ServeTarget) -> Routing | None:
-    with contextlib.closing(ServeAdmin(target.dashboard)) as admin:
+    with contextlib.closing(ServeAdmin(target.dashboard, ray_token=target.ray_token)) as admin:
         return live_routing(admin.configs(), target.app_name)
 
 

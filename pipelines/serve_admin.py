@@ -11,22 +11,36 @@ import time
 
 import httpx
 
+from pipelines.ray_auth import auth_headers, explain_refusal
 from pipelines.routing import ROUTING_TABLE, Routing
 from pipelines.serving import DeployError
 
 
 class ServeAdmin:
-    """Serve's REST API on the Ray dashboard: read the live config, put a new one, wait."""
+    """Serve's REST API on the Ray dashboard: read the live config, put a new one, wait.
 
-    def __init__(self, dashboard: str, client: httpx.Client | None = None):
-        self.url = f"{dashboard.rstrip('/')}/api/serve/applications/"
+    ``ray_token`` is the cluster's Ray auth token (``pipelines.ray_auth``), sent on every
+    request; a dashboard that refuses it is a ``DeployError`` naming the cause."""
+
+    def __init__(
+        self, dashboard: str, client: httpx.Client | None = None, ray_token: str | None = None
+    ):
+        self.dashboard = dashboard.rstrip("/")
+        self.url = f"{self.dashboard}/api/serve/applications/"
         self.client = client or httpx.Client(timeout=30.0)
+        self.headers = auth_headers(ray_token)
 
     def close(self) -> None:
         self.client.close()
 
+    def _checked(self, response: httpx.Response) -> httpx.Response:
+        cause = explain_refusal(response.status_code, self.dashboard, bool(self.headers))
+        if cause:
+            raise DeployError(cause)
+        return response
+
     def status(self) -> dict:
-        response = self.client.get(self.url)
+        response = self._checked(self.client.get(self.url, headers=self.headers))
         response.raise_for_status()
         return response.json()
 
@@ -39,7 +53,7 @@ class ServeAdmin:
 
     def put(self, apps: list[dict], http_host: str, http_port: int) -> None:
         body = {"http_options": {"host": http_host, "port": http_port}, "applications": apps}
-        response = self.client.put(self.url, json=body)
+        response = self._checked(self.client.put(self.url, json=body, headers=self.headers))
         if response.status_code >= 400:
             names = ", ".join(a["name"] for a in apps)
             raise DeployError(f"Serve rejected the config for {names}: {response.text[:500]}")

@@ -65,6 +65,11 @@ class ConveyorSettings(BaseSettings):
 
     airflow_port: int = 8080
     airflow_url: str | None = None
+    airflow_worker_log_port: int = 8793
+    """Airflow's worker log server (it binds every interface and checks a JWT signed with
+    the api-server's secret on each request)."""
+    airflow_trigger_log_port: int = 8794
+    """The triggerer's log server, the same way."""
 
     model_name: str = "predictive_maintenance"
     serve_app_name: str = "predictive_maintenance"

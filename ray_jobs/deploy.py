@@ -4,8 +4,9 @@ promote, rollback), with automatic rollback when the new version fails.
 It runs on the cluster, next to Serve, so the Airflow worker only submits and waits, and the
 smoke requests come from where Serve is. The bearer token, when auth is on, is read from the
 node's ``CONVEYOR_SERVE_TOKEN`` (the variable the router itself reads), never from the command
-line. The result (routing, versions loaded into slots, slots removed, smoke answers) is written via
-``ray_jobs.contract``.
+line; so is Ray's auth token for the Serve REST API, found on the node the way Ray finds it
+(``pipelines.ray_auth``). The result (routing, versions loaded into slots, slots removed,
+smoke answers) is written via ``ray_jobs.contract``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import os
 
+from pipelines.ray_auth import find_ray_token
 from pipelines.rollout import ACTIONS, ServeTarget, run_action
 from pipelines.routing import TOKEN_ENV
 from ray_jobs.contract import write_result
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
         tracking_uri=args.tracking_uri,
         require_auth=args.require_auth == "true",
         token=os.environ.get(TOKEN_ENV, "") if args.require_auth == "true" else "",
+        ray_token=find_ray_token(),
         predictor=json.loads(args.predictor),
         router=json.loads(args.router),
         slots=args.slots,

@@ -22,10 +22,25 @@ from pipelines.settings import ConveyorSettings
 ROOT = Path(__file__).resolve().parents[1]
 
 
+RAY_AUTH_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
 @pytest.fixture(scope="session")
-def stack_env(tmp_path_factory) -> dict[str, str]:
+def stack_env(tmp_path_factory) -> dict[str, str | None]:
+    """The session's environment. ``None`` means unset for the session.
+
+    Ray token authentication is on, as on the machine of anyone who ever ran Ray there: HOME
+    is a folder holding ``.ray/auth_token`` and ``RAY_AUTH_MODE`` is unset, so ``ray start``
+    turns token auth on and every Conveyor client must find and send the token itself."""
     home = tmp_path_factory.mktemp("stack")
+    user_home = home / "user-home"
+    (user_home / ".ray").mkdir(parents=True)
+    token_file = user_home / ".ray" / "auth_token"
+    token_file.write_text(secrets.token_hex(32))
+    token_file.chmod(0o600)
     return {
+        **dict.fromkeys(RAY_AUTH_VARIABLES),
+        "HOME": str(user_home),
         "CONVEYOR_HOME": str(home),
         "CONVEYOR_RAY_GCS_PORT": str(free_port()),
         "CONVEYOR_RAY_DASHBOARD_PORT": str(free_port()),
@@ -51,7 +66,11 @@ def stack_env(tmp_path_factory) -> dict[str, str]:
 def settings(stack_env):
     """The settings every process of the session uses (exported to the environment)."""
     saved = {k: os.environ.get(k) for k in stack_env}
-    os.environ.update(stack_env)
+    for key, value in stack_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield ConveyorSettings()
     finally:

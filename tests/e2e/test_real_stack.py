@@ -30,6 +30,7 @@ from conveyor.stack import (
     start_airflow_component,
 )
 from pipelines import lake
+from pipelines.ray_auth import find_ray_token
 from pipelines.rollout import target_from_settings
 from pipelines.serve_admin import ServeAdmin
 from pipelines.serving import SAMPLE_RECORDS
@@ -64,19 +65,24 @@ def server_airflow(local_stack, metadata_db, tmp_path_factory):
     settings = ConveyorSettings(
         home=tmp_path_factory.mktemp("real-stack") / "home",
         airflow_port=free_port(),
+        airflow_worker_log_port=free_port(),
+        airflow_trigger_log_port=free_port(),
         model_name="pm_real_stack",
         serve_app_name="pm-real-stack",
         serve_route_prefix="/pm-real-stack",
     )
     password = secrets.token_urlsafe(16)
     env = airflow_server_env(settings, metadata_db, password, secrets.token_urlsafe(32))
-    # A canary secret in the Ray Connection: sent as a header on every Ray call, it must never
-    # show up anywhere a user or an operator could read it.
+    # Airflow reaches the token-authenticated Ray head through the Connection's password
+    # only: its HOME holds no ~/.ray/auth_token. That password and a canary secret header are
+    # sent on every Ray call and must never show up where a user or an operator could read it.
+    env["HOME"] = str(tmp_path_factory.mktemp("airflow-user-home"))
     env["AIRFLOW_CONN_CONVEYOR_RAY"] = json.dumps(
         {
             "conn_type": "ray",
             "host": local_stack.host,
             "port": local_stack.ray_dashboard_port,
+            "password": find_ray_token(),
             "extra": {"headers": {"X-Conveyor-Canary": CANARY}},
         }
     )
@@ -92,7 +98,7 @@ def server_airflow(local_stack, metadata_db, tmp_path_factory):
         for pgid in killed:  # what a SIGKILLed component left: its LocalExecutor workers
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-        admin = ServeAdmin(settings.ray_jobs_address)
+        admin = ServeAdmin(settings.ray_jobs_address, ray_token=find_ray_token())
         target = target_from_settings(settings)
         admin.put(
             [c for n, c in admin.configs().items() if not target.owns(n)],
@@ -185,18 +191,24 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
 
 
 def _assert_canary_never_leaked(settings, api: AirflowAPI, run_id: str, states: dict) -> None:
-    """Task logs, component logs, XComs, MLflow params and tags, and serving answers."""
+    """Task logs, component logs, XComs, MLflow params and tags, and serving answers hold
+    neither the canary header nor the Ray auth token."""
     from mlflow.tracking import MlflowClient
 
+    token = find_ray_token()
+    assert token, "the session's Ray head runs with token authentication"
     for path in settings.home_dir.rglob("*.log"):
-        assert CANARY not in path.read_text(errors="replace"), f"canary in {path}"
+        text = path.read_text(errors="replace")
+        assert CANARY not in text, f"canary in {path}"
+        assert token not in text, f"the Ray auth token in {path}"
     for task_id in states:
         entries = api._call(
             "GET", f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries"
         ).json()["xcom_entries"]
         for entry in entries:
             value = api.xcom(DAG_ID, run_id, task_id, entry["key"])
-            assert CANARY not in json.dumps(value, default=str), f"canary in {task_id} XCom"
+            text = json.dumps(value, default=str)
+            assert CANARY not in text and token not in text, f"a secret in {task_id} XCom"
     client = MlflowClient(settings.tracking_uri)
     for version in client.search_model_versions(f"name = '{settings.model_name}'"):
         run = client.get_run(version.run_id)

@@ -7,9 +7,12 @@ Two faces of the same connection:
   triggerer's event loop ever blocks.
 
 The Airflow Connection (``conveyor_ray`` by default, type ``ray``) holds the dashboard address
-(host, port, schema ``http``/``https``) and, in ``extra``, ``headers`` (e.g. an auth token) and
-``verify`` (``true``, ``false`` or a CA bundle path). Without that connection the embedded
-stack's settings apply. Nothing is resolved or contacted until first use.
+(host, port, schema ``http``/``https``), the cluster's Ray auth token in its password (Ray's
+token authentication, sent as ``Authorization: Bearer``), and, in ``extra``, ``headers`` (for
+a proxy in front of the dashboard) and ``verify`` (``true``, ``false`` or a CA bundle path).
+Without a password the token is found the way Ray finds it (``pipelines.ray_auth``); without
+the connection the embedded stack's settings apply. Nothing is resolved or contacted until
+first use, and the token is never logged, put in a repr, an XCom or a trigger's arguments.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any
 
 from airflow.sdk.bases.hook import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
+
+from pipelines.ray_auth import auth_headers, find_ray_token
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +48,20 @@ def submission_id_for(dag_id: str, run_id: str, task_id: str, attempt: int = 0) 
 @dataclass(frozen=True)
 class RayConnectionConfig:
     address: str
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
     verify: bool | str = True
+    token: str | None = field(default=None, repr=False)
+    """Ray's auth token; sent as ``Authorization: Bearer`` unless ``headers`` has one."""
 
     def job_url(self, submission_id: str) -> str:
         return f"{self.address}/#/jobs/{submission_id}"
+
+    @property
+    def request_headers(self) -> dict[str, str]:
+        """What every request to the dashboard carries: the extra headers and the token."""
+        if any(name.lower() == "authorization" for name in self.headers):
+            return dict(self.headers)
+        return {**self.headers, **auth_headers(self.token)}
 
 
 def _config_from_connection(conn) -> RayConnectionConfig:
@@ -57,14 +71,17 @@ def _config_from_connection(conn) -> RayConnectionConfig:
     host = (conn.host or "").rstrip("/")
     address = host if "://" in host else f"{scheme}://{host}{port}"
     return RayConnectionConfig(
-        address=address, headers=dict(extra.get("headers", {})), verify=extra.get("verify", True)
+        address=address,
+        headers=dict(extra.get("headers", {})),
+        verify=extra.get("verify", True),
+        token=conn.password or find_ray_token(),
     )
 
 
 def _default_config() -> RayConnectionConfig:
     from pipelines.settings import get_settings
 
-    return RayConnectionConfig(address=get_settings().ray_jobs_address)
+    return RayConnectionConfig(address=get_settings().ray_jobs_address, token=find_ray_token())
 
 
 class RayJobsHook(BaseHook):
@@ -81,20 +98,25 @@ class RayJobsHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
-            "hidden_fields": ["login", "password"],
-            "relabeling": {"host": "Dashboard host", "schema": "Scheme (http or https)"},
+            "hidden_fields": ["login"],
+            "relabeling": {
+                "host": "Dashboard host",
+                "schema": "Scheme (http or https)",
+                "password": "Ray auth token",
+            },
             "placeholders": {
                 "host": "ray-head",
                 "port": "8265",
                 "schema": "http",
-                "extra": '{"headers": {"Authorization": "Bearer ..."}, "verify": true}',
+                "password": "the cluster's RAY_AUTH_TOKEN (empty: found as Ray finds it)",
+                "extra": '{"headers": {"X-Proxy-Auth": "..."}, "verify": true}',
             },
         }
 
     @cached_property
     def config(self) -> RayConnectionConfig:
         if self._address:
-            return RayConnectionConfig(address=self._address)
+            return RayConnectionConfig(address=self._address, token=find_ray_token())
         try:
             return _config_from_connection(self.get_connection(self.ray_conn_id))
         except AirflowNotFoundException:
@@ -103,7 +125,7 @@ class RayJobsHook(BaseHook):
     async def aconfig(self) -> RayConnectionConfig:
         """The same resolution as ``config``, without blocking an event loop."""
         if self._address:
-            return RayConnectionConfig(address=self._address)
+            return RayConnectionConfig(address=self._address, token=find_ray_token())
         try:
             return _config_from_connection(await self.aget_connection(self.ray_conn_id))
         except AirflowNotFoundException:
@@ -121,7 +143,9 @@ class RayJobsHook(BaseHook):
         from ray.job_submission import JobSubmissionClient
 
         cfg = self.config
-        return JobSubmissionClient(cfg.address, headers=cfg.headers or None, verify=cfg.verify)
+        return JobSubmissionClient(
+            cfg.address, headers=cfg.request_headers or None, verify=cfg.verify
+        )
 
     def job_status(self, submission_id: str) -> str | None:
         """The job's status name, or None if no job has that id."""
@@ -193,7 +217,8 @@ class AsyncRayJobsClient:
         import aiohttp
 
         self._session = aiohttp.ClientSession(
-            headers=self.config.headers, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
+            headers=self.config.request_headers,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
         )
         return self
 

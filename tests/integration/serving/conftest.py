@@ -14,6 +14,7 @@ from pipelines import lake
 from pipelines.features import Scaler, feature_matrix
 from pipelines.ingest import ingest_day
 from pipelines.model import save_model_dir
+from pipelines.ray_auth import find_ray_token
 from pipelines.registry import register_training
 from pipelines.rollout import deploy, target_from_settings
 from pipelines.serve_admin import ServeAdmin
@@ -64,7 +65,7 @@ def served(versions, local_stack):
     )
     deploy(target, versions["a"])
     yield target
-    admin = ServeAdmin(target.dashboard)
+    admin = ServeAdmin(target.dashboard, ray_token=target.ray_token)
     admin.put(
         [c for n, c in admin.configs().items() if not target.owns(n)],
         target.http_host,
@@ -91,7 +92,7 @@ def target_for(local_stack):
         return target
 
     yield make
-    admin = ServeAdmin(local_stack.ray_jobs_address)
+    admin = ServeAdmin(local_stack.ray_jobs_address, ray_token=find_ray_token())
     for target in made:
         keep = [c for n, c in admin.configs().items() if not target.owns(n)]
         admin.put(keep, target.http_host, target.http_port)

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 
 def _apps(target) -> set[str]:
-    return {n for n in ServeAdmin(target.dashboard).configs() if target.owns(n)}
+    admin = ServeAdmin(target.dashboard, ray_token=target.ray_token)
+    return {n for n in admin.configs() if target.owns(n)}
 
 
 def _slots(target, *numbers) -> set[str]:
@@ -39,7 +40,7 @@ def _health(target) -> dict:
 
 def _replicas(target) -> set[str]:
     """Our applications' replica actors: unchanged when a version loads in place."""
-    apps = ServeAdmin(target.dashboard).status()["applications"]
+    apps = ServeAdmin(target.dashboard, ray_token=target.ray_token).status()["applications"]
     return {
         r["actor_id"]
         for name, app in apps.items()
@@ -164,7 +165,7 @@ def test_shadow_gets_copies_but_never_answers(versions, target_for):
 def test_other_applications_are_left_alone(versions, target_for):
     bystander = target_for("bystander")
     deploy(bystander, versions["a"])
-    admin = ServeAdmin(bystander.dashboard)
+    admin = ServeAdmin(bystander.dashboard, ray_token=bystander.ray_token)
     before = {n: c for n, c in admin.configs().items() if bystander.owns(n)}
 
     ours = target_for("pm-ours")

@@ -61,3 +61,26 @@ def test_a_failed_deploy_is_reported_by_its_exception_not_the_traceback_header()
         _last_line(message) == "RuntimeError: version 4 of pm scored [nan, nan], not probabilities"
     )
     assert _last_line(None) == "no message"
+
+
+def test_every_call_carries_the_ray_token_and_a_refusal_names_the_cause():
+    import httpx
+    import pytest
+
+    from pipelines.serve_admin import ServeAdmin
+    from pipelines.serving import DeployError
+
+    seen = []
+
+    def dashboard(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        if request.headers.get("authorization") != "Bearer tok":
+            return httpx.Response(401, text="Unauthorized: Missing authentication token")
+        return httpx.Response(200, json={"applications": {}})
+
+    client = httpx.Client(transport=httpx.MockTransport(dashboard))
+    assert ServeAdmin("http://ray:8265", client=client, ray_token="tok").configs() == {}
+    ServeAdmin("http://ray:8265", client=client, ray_token="tok").put([], "127.0.0.1", 8000)
+    assert seen == ["Bearer tok", "Bearer tok"]
+    with pytest.raises(DeployError, match="HTTP 401: Ray token authentication is on"):
+        ServeAdmin("http://ray:8265", client=client).status()

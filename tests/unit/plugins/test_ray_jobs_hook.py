@@ -51,6 +51,7 @@ def test_connection_gives_address_headers_and_tls_verify(monkeypatch):
                 "host": "ray-head.internal",
                 "port": 8443,
                 "schema": "https",
+                "password": "pw",
                 "extra": {"headers": {"Authorization": "Bearer t"}, "verify": "/etc/ca.pem"},
             }
         ),
@@ -58,6 +59,7 @@ def test_connection_gives_address_headers_and_tls_verify(monkeypatch):
     cfg = RayJobsHook(ray_conn_id="ray_prod").config
     assert cfg.address == "https://ray-head.internal:8443"
     assert cfg.headers == {"Authorization": "Bearer t"}
+    assert cfg.request_headers == {"Authorization": "Bearer t"}  # the extra header wins
     assert cfg.verify == "/etc/ca.pem"
     assert cfg.job_url("j1") == "https://ray-head.internal:8443/#/jobs/j1"
 
@@ -65,3 +67,36 @@ def test_connection_gives_address_headers_and_tls_verify(monkeypatch):
 def test_without_a_connection_the_embedded_stack_settings_apply(monkeypatch):
     monkeypatch.setenv("CONVEYOR_RAY_DASHBOARD_PORT", "18265")
     assert RayJobsHook(ray_conn_id="no_such_conn").config.address.endswith(":18265")
+
+
+def test_the_connection_password_is_the_ray_token_and_never_in_a_repr(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token to fall back on
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RAY_AUTH",
+        json.dumps(
+            {
+                "conn_type": "ray",
+                "host": "ray-head",
+                "port": 8265,
+                "password": "s3cret-token",
+                "extra": {"headers": {"X-Proxy": "p"}},
+            }
+        ),
+    )
+    cfg = RayJobsHook(ray_conn_id="ray_auth").config
+    assert cfg.request_headers == {"X-Proxy": "p", "Authorization": "Bearer s3cret-token"}
+    assert "s3cret-token" not in repr(cfg) and "s3cret-token" not in str(cfg)
+
+
+def test_without_a_password_the_token_is_found_as_ray_finds_it(monkeypatch, tmp_path):
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("file-token")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_RAY_NOPW", json.dumps({"conn_type": "ray", "host": "h"}))
+    hook = RayJobsHook(ray_conn_id="ray_nopw")
+    assert hook.config.request_headers == {"Authorization": "Bearer file-token"}
+    assert RayJobsHook(ray_conn_id="no_such_conn").config.token == "file-token"
+    assert RayJobsHook(address="http://x").config.token == "file-token"

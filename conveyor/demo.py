@@ -11,6 +11,7 @@ import httpx
 from conveyor.airflow_api import AirflowAPI
 from conveyor.processes import StackError, wait_until
 from conveyor.stack import AIRFLOW_USER, Stack, airflow_password
+from pipelines.ray_auth import find_ray_token
 from pipelines.serving import SAMPLE_RECORDS, predict
 from pipelines.settings import ConveyorSettings
 
@@ -82,5 +83,7 @@ def run_demo(
     _say(f"sample request:  {SAMPLE_RECORDS[0]}")
     _say(f"sample response: {answer}")
     _say(f"Ray dashboard: {settings.ray_jobs_address}   MLflow: {settings.tracking_uri}")
+    if find_ray_token():
+        _say("the Ray dashboard asks for Ray's auth token: .venv/bin/ray get-auth-token")
     _say("stop everything with: make down")
     return 0

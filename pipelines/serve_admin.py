@@ -83,11 +83,15 @@ def _last_line(text: str | None) -> str:
 
 
 def config_matches(deployed: dict | None, wanted: dict) -> bool:
-    """Whether a deployed application config has the args and ``user_config``s we put.
+    """Whether a deployed application config has the import path, args and ``user_config``s
+    we put.
 
     Why not just RUNNING: right after a put, Serve still reports the previous config as
-    RUNNING, and a rollout that stopped waiting then would smoke-test the old version."""
+    RUNNING, and a rollout that stopped waiting then would smoke-test the old version (or,
+    after an app builder moved, the old builder's application)."""
     if not deployed or deployed.get("args") != wanted["args"]:
+        return False
+    if "import_path" in wanted and deployed.get("import_path") != wanted["import_path"]:
         return False
     user_configs = {d["name"]: d.get("user_config") for d in deployed.get("deployments") or []}
     return all(

@@ -1,7 +1,7 @@
 """docker-compose.yaml, checked where Docker cannot run: valid against the Compose
 specification's JSON schema (vendored in tests/fixtures from docker-compose 1.29.2, Apache-2.0),
-no committed secrets, dashboards on localhost, GPU workers, health-gated start order, and the
-same Airflow commands and settings as the real-stack test."""
+no committed secrets, dashboards on localhost, Ray token authentication, GPU workers,
+health-gated start order, and the same Airflow commands and settings as the real-stack test."""
 
 import re
 from pathlib import Path
@@ -95,3 +95,21 @@ def test_airflow_services_match_the_tested_real_stack(compose, tmp_path):
         environment = services[f"airflow-{component}"]["environment"]
         assert keys <= set(environment), keys - set(environment)
         assert environment["AIRFLOW__CORE__EXECUTOR"] == tested["AIRFLOW__CORE__EXECUTOR"]
+
+
+def test_ray_runs_with_token_auth_and_airflow_gets_the_token_by_its_connection(compose):
+    import json
+
+    services = compose["services"]
+    for name in ("ray-head", "ray-worker"):
+        environment = services[name]["environment"]
+        assert environment["RAY_AUTH_MODE"] == "token", name
+        assert environment["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?"), name
+    # The head's health check uses a path the token check lets through (it has no token).
+    health = " ".join(services["ray-head"]["healthcheck"]["test"])
+    assert "/api/gcs_healthz" in health
+    for component in AIRFLOW_COMPONENTS:
+        environment = services[f"airflow-{component}"]["environment"]
+        connection = json.loads(environment["AIRFLOW_CONN_CONVEYOR_RAY"])
+        assert connection["password"].startswith("${RAY_AUTH_TOKEN:?")
+        assert "RAY_AUTH_TOKEN" not in environment  # the Connection is its only way in

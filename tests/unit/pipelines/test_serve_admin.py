@@ -6,6 +6,7 @@ from pipelines.serve_admin import _last_line, config_matches, live_routing
 
 WANTED = {
     "name": "pm--slot0",
+    "import_path": "ray_jobs.serve_app:app_builder",
     "args": {"model_name": "pm", "max_batch_size": 32},
     "deployments": [{"name": "FailurePredictor", "user_config": {"model_version": "3"}}],
 }
@@ -36,6 +37,11 @@ def test_the_previous_version_still_running_is_not_the_config_we_put():
     assert not config_matches(_deployed(WANTED["args"], "2"), WANTED)
     assert not config_matches(_deployed({**WANTED["args"], "max_batch_size": 1}, "3"), WANTED)
     assert not config_matches(None, WANTED)
+
+
+def test_an_app_builder_that_moved_is_a_change():
+    moved = {**WANTED, "import_path": "ray_jobs.serving.app:app_builder"}
+    assert not config_matches(_deployed(WANTED["args"], "3"), moved)
 
 
 def test_the_live_routing_is_the_routing_tables_user_config():

@@ -37,9 +37,10 @@ down: $(STAMP) ## Stop exactly what `make up`/`make demo` started (by recorded P
 status: $(STAMP) ## Show the local stack's services
 	$(BIN)/conveyor status
 
-lint: $(STAMP) ## ruff check + ruff format --check
+lint: $(STAMP) ## ruff check + ruff format --check + the import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

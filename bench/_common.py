@@ -13,7 +13,7 @@ DAY = dt.date(2026, 11, 2)
 
 def rows_frame(rows: int):
     """About ``rows`` rows of generated telemetry for DAY (whole machine-days)."""
-    from pipelines.sources.generator import GeneratorConfig, generate_day
+    from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig, generate_day
 
     machines = max(1, round(rows / 1440))
     return generate_day(DAY, GeneratorConfig(machines=machines))
@@ -59,9 +59,9 @@ def training_config(root: str, days: list, epochs: int, **overrides) -> dict:
     """The train loop's config for ``days`` of the lake at ``root`` (time split, fitted scaler)."""
     import pandas as pd
 
-    from pipelines import lake
-    from pipelines.evaluation import TimeSplit
-    from pipelines.features import Scaler, feature_matrix
+    from pipelines.data import lake
+    from pipelines.ml.evaluation import TimeSplit
+    from pipelines.ml.features import Scaler, feature_matrix
 
     frame = pd.concat([lake.read_partition(root, d) for d in days], ignore_index=True)
     split = TimeSplit.of(frame["timestamp"])

@@ -8,8 +8,8 @@ import os
 
 from fastapi import FastAPI
 
-from pipelines.features import record_columns
-from pipelines.model import LoadedModel
+from pipelines.ml.features import record_columns
+from pipelines.ml.model import LoadedModel
 from ray_jobs.serve_schemas import PredictRequest
 
 app = FastAPI()

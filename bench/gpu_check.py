@@ -18,8 +18,8 @@ import time
 import torch
 
 from bench._common import training_config
-from pipelines.ingest import ingest_days
-from pipelines.sources.generator import GeneratorConfig
+from pipelines.data.ingest import ingest_days
+from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 from ray_jobs.train import run_local
 
 

@@ -1,7 +1,7 @@
 """Serving benchmarks, side by side in one run on one machine:
 
 1. latency (p50, p99; one client, sequential) and maximum throughput (16 concurrent clients)
-   of the Ray Serve endpoint (router + predictor, as deployed by ``pipelines.rollout``) vs a
+   of the Ray Serve endpoint (router + predictor, as deployed by ``pipelines.serving.rollout``) vs a
    plain FastAPI app under uvicorn serving the same model directory with the same validation;
 2. batched (``max_batch_size=32``, adaptive 2 ms wait) vs unbatched (``max_batch_size=1``)
    predictor throughput and p99 at saturation (64 concurrent clients, one record each), with
@@ -36,7 +36,7 @@ import numpy as np
 import psutil
 
 from conveyor.processes import free_port
-from pipelines.serving import SAMPLE_RECORDS
+from pipelines.serving.client import SAMPLE_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE = {"records": SAMPLE_RECORDS[:1]}
@@ -100,7 +100,7 @@ def _rollout_ratio(target, versions: list[str]) -> tuple[float, int, float, floa
     """One rollout of ``target`` to the next of ``versions`` under load: (p99 during / p99
     steady, failed requests, p99 steady, p99 during)."""
     from bench.load import Load, failures, p99
-    from pipelines.rollout import current_routing, deploy
+    from pipelines.serving.rollout import current_routing, deploy
 
     stable = current_routing(target).stable
     version = versions[(versions.index(stable) + 1) % len(versions)]
@@ -118,12 +118,12 @@ def _rollout_ratio(target, versions: list[str]) -> tuple[float, int, float, floa
 
 
 def _model(work: Path, tracking_uri: str) -> tuple[str, Path]:
-    from pipelines import lake
-    from pipelines.features import Scaler, feature_matrix
-    from pipelines.ingest import ingest_day
-    from pipelines.model import save_model_dir
-    from pipelines.registry import register_training
-    from pipelines.sources.generator import GeneratorConfig
+    from pipelines.data import lake
+    from pipelines.data.ingest import ingest_day
+    from pipelines.ml.features import Scaler, feature_matrix
+    from pipelines.ml.model import save_model_dir
+    from pipelines.ml.registry import register_training
+    from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
     from ray_jobs.train import run_local
 
     day = dt.date(2026, 11, 1)
@@ -148,7 +148,7 @@ def _model(work: Path, tracking_uri: str) -> tuple[str, Path]:
 
 def _more_versions(tracking_uri: str, model_dir: Path, n: int) -> list[str]:
     """``n`` more registered versions of the same weights: each one is loaded afresh."""
-    from pipelines.registry import register_training
+    from pipelines.ml.registry import register_training
 
     result = {"model_dir": str(model_dir), "train_dates": ["2026-11-01"], "metrics": {}}
     return [
@@ -163,8 +163,8 @@ def _scoring_gains(model_dir: Path, rounds: int = 200) -> tuple[float, float]:
     until 2026-12-01, over one from ``record_columns``, as ``FailurePredictor._score`` does)."""
     import pandas as pd
 
-    from pipelines.features import record_columns
-    from pipelines.model import LoadedModel
+    from pipelines.ml.features import record_columns
+    from pipelines.ml.model import LoadedModel
 
     model = LoadedModel(model_dir)
     rows = (SAMPLE_RECORDS * 32)[:32]
@@ -316,7 +316,7 @@ def batching(sides: dict[str, tuple[str, str]], model_dir: Path) -> None:
 
 
 def rollouts(targets: dict, cycle: list[str]) -> None:
-    from pipelines.rollout import deploy
+    from pipelines.serving.rollout import deploy
 
     print("== rollouts under 20 requests/s (4 rounds, alternating)")
     for target in targets.values():
@@ -343,7 +343,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from conveyor.processes import stop
     from conveyor.stack import start_mlflow, start_ray
-    from pipelines.rollout import deploy, target_from_settings, wait_for_copy
+    from pipelines.serving.rollout import deploy, wait_for_copy
+    from pipelines.serving.target import target_from_settings
     from pipelines.settings import ConveyorSettings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

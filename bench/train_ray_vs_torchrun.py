@@ -25,8 +25,8 @@ from pathlib import Path
 
 from bench._common import local_ray, training_config
 from conveyor.processes import free_port
-from pipelines.ingest import ingest_days
-from pipelines.sources.generator import GeneratorConfig
+from pipelines.data.ingest import ingest_days
+from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 
 
 def run_ray(config: dict, storage: Path, ray_data: bool) -> dict:

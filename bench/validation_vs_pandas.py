@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bench._common import DAY, interleaved, rows_frame
-from pipelines.validation import (
+from pipelines.data.validation import (
     build_profile,
     freshness_expectation,
     load_suite_spec,
@@ -84,7 +84,7 @@ def fixed_cost() -> tuple[float, float]:
         "t1 = time.perf_counter();"
         "from bench.validation_vs_pandas import suite_for;"
         "from bench._common import rows_frame;"
-        "from pipelines.validation import run_suite;"
+        "from pipelines.data.validation import run_suite;"
         "f = rows_frame(1440); e = suite_for(f);"
         "t2 = time.perf_counter(); run_suite(f, 'telemetry', e, 'fixed');"
         "print(t1 - t0, time.perf_counter() - t2)"
@@ -98,7 +98,7 @@ PEAK = """
 import gc, json, sys, threading, time, psutil
 from bench._common import rows_frame
 from bench.validation_vs_pandas import suite_for
-from pipelines.validation import run_suite
+from pipelines.data.validation import run_suite
 frame = rows_frame(int(sys.argv[1]))
 expectations = suite_for(frame)
 run_suite(frame.head(1000), "telemetry", expectations, "warm")  # imports and caches loaded

@@ -61,8 +61,8 @@ def generate(
     schema_drift: str = typer.Option("none", help="fault: none, extra_column, missing_column"),
 ):
     """Generate a day of telemetry into a landing-zone file, optionally with faults."""
-    from pipelines.ingest import write_landing_file
-    from pipelines.sources.generator import FaultConfig, GeneratorConfig
+    from pipelines.data.ingest import write_landing_file
+    from pipelines.usecases.predictive_maintenance.generator import FaultConfig, GeneratorConfig
 
     faults = FaultConfig(null_ratio, out_of_range_ratio, duplicate_ratio, schema_drift)
     config = GeneratorConfig(machines=machines, seed=seed)
@@ -86,8 +86,8 @@ def ingest(
     machines: int = typer.Option(50, min=1, help="generator only"),
 ):
     """Load one day into its lake partition (replacing it); the lake is untouched on error."""
-    from pipelines.ingest import ingest_day
-    from pipelines.sources.generator import GeneratorConfig
+    from pipelines.data.ingest import ingest_day
+    from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 
     settings = get_settings()
     result = ingest_day(
@@ -108,7 +108,7 @@ def validate(
     lake: str | None = typer.Option(None, help="lake root (default: settings)"),
 ):
     """Validate a partition: exit 0 on pass; on a critical failure exit 1 and quarantine it."""
-    from pipelines.validation import ValidationFailed, validate_partition
+    from pipelines.data.validation import ValidationFailed, validate_partition
 
     settings = get_settings()
     try:
@@ -134,8 +134,8 @@ def train(
 
     from ray.job_submission import JobSubmissionClient
 
+    from pipelines.ml.registry import register_training
     from pipelines.ray_auth import auth_headers, find_ray_token
-    from pipelines.registry import register_training
 
     settings = get_settings()
     result_path = settings.runs_dir / "results" / f"{name}.json"
@@ -171,7 +171,8 @@ def rollout(
     fraction: float = typer.Option(None, help="canary share of traffic (default from settings)"),
 ):
     """Change what Ray Serve serves; a failing new version is rolled back automatically."""
-    from pipelines.rollout import run_action, target_from_settings
+    from pipelines.serving.rollout import run_action
+    from pipelines.serving.target import target_from_settings
 
     s = get_settings()
     share = s.serve_canary_fraction if fraction is None else fraction
@@ -182,7 +183,8 @@ def rollout(
 @_one_line_errors
 def serving():
     """What the router sends where (stable, canary and share, shadow, previous)."""
-    from pipelines.rollout import current_routing, target_from_settings
+    from pipelines.serving.rollout import current_routing
+    from pipelines.serving.target import target_from_settings
 
     routing = current_routing(target_from_settings(get_settings()))
     _emit(routing.model_dump() if routing else {"deployed": False})
@@ -192,7 +194,7 @@ def serving():
 @_one_line_errors
 def predict(json_: str = typer.Option(..., "--json", help="one record or a list of records")):
     """Score records against the served endpoint."""
-    from pipelines.serving import predict as post
+    from pipelines.serving.client import predict as post
 
     try:
         payload = json.loads(json_)

@@ -12,7 +12,7 @@ from conveyor.airflow_api import AirflowAPI
 from conveyor.processes import StackError, wait_until
 from conveyor.stack import AIRFLOW_USER, Stack, airflow_password
 from pipelines.ray_auth import find_ray_token
-from pipelines.serving import SAMPLE_RECORDS, predict
+from pipelines.serving.client import SAMPLE_RECORDS, predict
 from pipelines.settings import ConveyorSettings
 
 DAG_ID = "predictive_maintenance"

@@ -54,7 +54,7 @@ def model_training():
     @task
     def partitions(partition_key=None) -> list[str]:
         """The week's seven days, all committed in the lake (a one-line error otherwise)."""
-        from pipelines.lake import week_partitions
+        from pipelines.data.lake import week_partitions
         from pipelines.settings import get_settings
 
         return week_partitions(get_settings().lake, partition_key)

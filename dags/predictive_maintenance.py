@@ -86,7 +86,7 @@ from conveyor_provider.training import TRAINING_PARAMS, settings_macro, train_re
 def predictive_maintenance():
     @task
     def ingest(params=None, run_id=None, **context) -> list[str]:
-        from pipelines.ingest import days_to_ingest
+        from pipelines.data.ingest import days_to_ingest
 
         last_day = last_complete_day(context)
         days = days_to_ingest(last_day, params["days"], params["start_date"], params["end_date"])

@@ -32,7 +32,7 @@ def report_dir(reports_root: str | Path, dag_id: str, run_id: str) -> Path:
 
 
 def _data_rows(lake_root: str, validation_dir: str | Path, dates: list[str]) -> list[dict]:
-    from pipelines import lake
+    from pipelines.data import lake
 
     rows = []
     for day in dates:

@@ -81,9 +81,10 @@ class ConveyorSettings(BaseSettings):
     serve_canary_fraction: float = 0.1
     """Share of traffic a canary gets unless a run or the CLI says otherwise."""
     serve_slots: int = Field(2, ge=1)
-    """Predictor slots kept loaded (``pipelines.rollout``). 2 keeps the previous version warm
-    for an instant rollback and lets a rollout load into the idle slot without starting a
-    process; 1 halves the models in memory, and each rollout then starts a new slot."""
+    """Predictor slots kept loaded (``pipelines.serving.rollout``). 2 keeps the previous
+    version warm for an instant rollback and lets a rollout load into the idle slot without
+    starting a process; 1 halves the models in memory, and each rollout then starts a new
+    slot."""
 
     @cached_property
     def home_dir(self) -> Path:

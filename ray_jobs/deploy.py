@@ -17,8 +17,9 @@ import logging
 import os
 
 from pipelines.ray_auth import find_ray_token
-from pipelines.rollout import ACTIONS, ServeTarget, run_action
-from pipelines.routing import TOKEN_ENV
+from pipelines.serving.rollout import ACTIONS, run_action
+from pipelines.serving.routing import TOKEN_ENV
+from pipelines.serving.target import ServeTarget
 from ray_jobs.contract import write_result
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ray import serve
 
-from pipelines.serving import SAMPLE_RECORDS
+from pipelines.serving.client import SAMPLE_RECORDS
 from ray_jobs.serve_schemas import ModelChoice, PredictorArgs, Record
 
 log = logging.getLogger("ray.serve")
@@ -58,8 +58,8 @@ def load_version(args: PredictorArgs, requested: str) -> LoadedVersion:
     records: a version that cannot score is refused before it replaces anything."""
     import tempfile
 
-    from pipelines.model import LoadedModel
-    from pipelines.registry import describe_version, download_version, resolve_version
+    from pipelines.ml.model import LoadedModel
+    from pipelines.ml.registry import describe_version, download_version, resolve_version
 
     version = resolve_version(args.tracking_uri, args.model_name, requested)
     with tempfile.TemporaryDirectory(prefix="model-") as scratch:  # a slot reloads many times
@@ -71,7 +71,7 @@ def load_version(args: PredictorArgs, requested: str) -> LoadedVersion:
 
 def check_scores(model, model_name: str, version: str) -> None:
     """Score the sample records; anything but probabilities (NaN included) refuses the model."""
-    from pipelines.features import record_columns
+    from pipelines.ml.features import record_columns
 
     probabilities = model.predict_proba(record_columns(SAMPLE_RECORDS)).tolist()
     if not all(0.0 <= p <= 1.0 for p in probabilities):
@@ -129,7 +129,9 @@ class FailurePredictor:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
     async def _score(self, batches: list[list[dict]]) -> list[tuple[LoadedVersion, list]]:
-        from pipelines.features import record_columns  # pandas: where a model scores, not at import
+        from pipelines.ml.features import (
+            record_columns,  # pandas: where a model scores, not at import
+        )
 
         loaded = self.loaded
         rows = [record for batch in batches for record in batch]
@@ -166,7 +168,7 @@ class FailurePredictor:
         return pickle.dumps((self.loaded, self.args))
 
     def metadata(self) -> dict:
-        from pipelines.features import FEATURE_NAMES
+        from pipelines.ml.features import FEATURE_NAMES
 
         loaded = self.loaded
         alias = None if loaded.requested.isdigit() else loaded.requested

@@ -7,7 +7,7 @@ slot by changing that slot's ``user_config``. Serve applies both
 in place (``reconfigure``), with no restart, no new process and no build task. That is what
 makes a rollout zero-downtime even on a small machine, a canary or shadow a routing setting,
 and a rollback to the previous version instant (it stays loaded in its slot).
-``pipelines.rollout`` writes the declarative configs and picks the slots.
+``pipelines.serving.rollout`` writes the declarative configs and picks the slots.
 
 - ``app_builder(args)`` builds a predictor slot (``PredictorArgs``); its ``user_config``
   (``ModelChoice``) names the version, loaded with its feature scaler from the MLflow registry
@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve import Application
 
-from pipelines.routing import (
+from pipelines.serving.routing import (
     PREDICTOR_DEPLOYMENT,
     ROUTING_TABLE,
     TOKEN_ENV,
@@ -215,7 +215,7 @@ class Router:
             raise RuntimeError(f"require_auth is set but {TOKEN_ENV} is empty on this node")
         self.mirror = StableMirror() if args.mirror_stable else None
         if self.mirror:
-            import pipelines.model  # noqa: F401  torch and pandas now, not while serving
+            import pipelines.ml.model  # noqa: F401  torch and pandas now, not while serving
         self.table = table
         self.routing: Routing | None = None
         held = None

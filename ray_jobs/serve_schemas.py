@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipelines.telemetry import PHYSICAL_RANGES
+from pipelines.usecases.predictive_maintenance.schema import PHYSICAL_RANGES
 
 MAX_RECORDS = 1024
 

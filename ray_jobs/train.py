@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipelines import lake
-from pipelines.evaluation import (
+from pipelines.data import lake
+from pipelines.ml.evaluation import (
     TimeSplit,
     choose_threshold,
     holdout_report,
@@ -31,8 +31,8 @@ from pipelines.evaluation import (
     predictable,
     write_figures,
 )
-from pipelines.features import FEATURE_NAMES, Scaler, feature_matrix, target_vector
-from pipelines.model import build_model, save_model_dir
+from pipelines.ml.features import FEATURE_NAMES, Scaler, feature_matrix, target_vector
+from pipelines.ml.model import build_model, save_model_dir
 from ray_jobs.contract import run_key, write_result
 
 log = logging.getLogger("conveyor.train")

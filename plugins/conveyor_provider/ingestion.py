@@ -69,9 +69,9 @@ def source_of(kind: str, settings) -> tuple[str, str]:
 
 def ingest_with_params(days: list[dt.date], params, run_id: str) -> list[str]:
     """Ingest ``days`` from the run's source Params; returns the dates committed."""
-    from pipelines.ingest import ingest_days
+    from pipelines.data.ingest import ingest_days
     from pipelines.settings import get_settings
-    from pipelines.sources.generator import FaultConfig, GeneratorConfig
+    from pipelines.usecases.predictive_maintenance.generator import FaultConfig, GeneratorConfig
 
     settings = get_settings()
     source, table = source_of(params["source"], settings)

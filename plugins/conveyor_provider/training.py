@@ -91,7 +91,7 @@ TRAINING_PARAMS = {
 def smoke_test(rollout: dict) -> dict:
     """From the Airflow side: the endpoint answers with a version the rollout's routing
     names (``rollout`` is a deploy job's result)."""
-    from pipelines.serving import smoke_test_routing
+    from pipelines.serving.client import smoke_test_routing
     from pipelines.settings import get_settings
 
     settings = get_settings()
@@ -109,7 +109,7 @@ def train_register_serve(dates, *, dates_task: str) -> None:
         Returns False, which skips ``train`` (``register`` then reuses the version), when a
         version was already trained on exactly these inputs and the run does not force a
         retrain."""
-        from pipelines.registry import find_trained_version, training_fingerprint
+        from pipelines.ml.registry import find_trained_version, training_fingerprint
         from pipelines.settings import get_settings
 
         settings = get_settings()
@@ -138,7 +138,7 @@ def train_register_serve(dates, *, dates_task: str) -> None:
     def register(ti=None, run_id=None) -> dict:
         """Register the new training run as ``challenger`` (once per run), or, when ``plan``
         skipped training, return the version trained on the same inputs."""
-        from pipelines.registry import find_trained_version, register_training
+        from pipelines.ml.registry import find_trained_version, register_training
         from pipelines.settings import get_settings
 
         settings = get_settings()
@@ -165,7 +165,7 @@ def train_register_serve(dates, *, dates_task: str) -> None:
         restores the endpoint on a fresh cluster). With no champion at all, deploy and
         smoke_test are skipped, as they are with deploy_mode none. The decision's reason is the
         last line of this task's log."""
-        from pipelines.promotion import promote as decide
+        from pipelines.ml.promotion import promote as decide
         from pipelines.settings import get_settings
 
         settings = get_settings()

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pipelines import lake
-from pipelines.serving import SAMPLE_RECORDS
+from pipelines.data import lake
+from pipelines.serving.client import SAMPLE_RECORDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

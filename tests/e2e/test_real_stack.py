@@ -29,11 +29,11 @@ from conveyor.stack import (
     migrate_airflow_db,
     start_airflow_component,
 )
-from pipelines import lake
+from pipelines.data import lake
 from pipelines.ray_auth import find_ray_token
-from pipelines.rollout import target_from_settings
-from pipelines.serve_admin import ServeAdmin
-from pipelines.serving import SAMPLE_RECORDS
+from pipelines.serving.admin import ServeAdmin
+from pipelines.serving.client import SAMPLE_RECORDS
+from pipelines.serving.target import target_from_settings
 from pipelines.settings import ConveyorSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

@@ -32,9 +32,9 @@ def test_the_logic_importing_airflow_is_caught(tmp_path):
             ROOT / source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__")
         )
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
-    lake = tmp_path / "pipelines" / "lake.py"
+    lake = tmp_path / "pipelines" / "data" / "lake.py"
     lake.write_text(lake.read_text() + "\nimport airflow.sdk  # noqa: E402\n")
     done = _lint(tmp_path)
     assert done.returncode != 0, done.stdout[-3000:]
     assert "the logic and the Ray entrypoints know no orchestrator BROKEN" in done.stdout
-    assert "pipelines.lake -> airflow" in done.stdout, done.stdout[-3000:]
+    assert "pipelines.data.lake -> airflow" in done.stdout, done.stdout[-3000:]

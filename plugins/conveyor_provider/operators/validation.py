@@ -1,6 +1,6 @@
 """Validate lake partitions with Great Expectations; quarantine the ones that fail.
 
-Thin: it calls ``pipelines.validation.validate_days``, publishes the run's Data Docs page as
+Thin: it calls ``pipelines.data.validation.validate_days``, publishes the run's Data Docs page as
 the task's "Data Docs" link, and fails the task without retries (the data will not change)
 when any partition failed a critical expectation, so training and deployment do not run.
 """
@@ -31,8 +31,8 @@ class DataValidationOperator(BaseOperator):
         self.validation_dir = validation_dir
 
     def execute(self, context) -> list[str]:
+        from pipelines.data.validation import run_label, validate_days
         from pipelines.settings import get_settings
-        from pipelines.validation import run_label, validate_days
 
         settings = get_settings()
         result_dir = self.validation_dir or str(settings.validation_dir)

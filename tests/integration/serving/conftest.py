@@ -10,15 +10,16 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from pipelines import lake
-from pipelines.features import Scaler, feature_matrix
-from pipelines.ingest import ingest_day
-from pipelines.model import save_model_dir
+from pipelines.data import lake
+from pipelines.data.ingest import ingest_day
+from pipelines.ml.features import Scaler, feature_matrix
+from pipelines.ml.model import save_model_dir
+from pipelines.ml.registry import register_training
 from pipelines.ray_auth import find_ray_token
-from pipelines.registry import register_training
-from pipelines.rollout import deploy, target_from_settings
-from pipelines.serve_admin import ServeAdmin
-from pipelines.sources.generator import GeneratorConfig
+from pipelines.serving.admin import ServeAdmin
+from pipelines.serving.rollout import deploy
+from pipelines.serving.target import target_from_settings
+from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 from ray_jobs.train import run_local
 
 DAY = dt.date(2026, 11, 3)

@@ -6,10 +6,10 @@ import math
 import httpx
 import pytest
 
-from pipelines.rollout import deploy, wait_for_copy
-from pipelines.routing import VERSION_HEADER
-from pipelines.serving import SAMPLE_RECORDS
-from pipelines.telemetry import PHYSICAL_RANGES
+from pipelines.serving.client import SAMPLE_RECORDS
+from pipelines.serving.rollout import deploy, wait_for_copy
+from pipelines.serving.routing import VERSION_HEADER
+from pipelines.usecases.predictive_maintenance.schema import PHYSICAL_RANGES
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,9 @@ import httpx
 import pytest
 
 from bench.load import Load, failures, p99
-from pipelines.rollout import (
+from pipelines.serving.admin import ServeAdmin
+from pipelines.serving.client import SAMPLE_RECORDS, DeployError
+from pipelines.serving.rollout import (
     current_routing,
     deploy,
     promote_canary,
@@ -17,9 +19,7 @@ from pipelines.rollout import (
     start_canary,
     start_shadow,
 )
-from pipelines.routing import slot_app_name
-from pipelines.serve_admin import ServeAdmin
-from pipelines.serving import SAMPLE_RECORDS, DeployError
+from pipelines.serving.routing import slot_app_name
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from conveyor.cli import app
-from pipelines import lake
+from pipelines.data import lake
 
 runner = CliRunner()
 DATE = "2026-11-01"

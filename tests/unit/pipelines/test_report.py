@@ -1,9 +1,9 @@
 import datetime as dt
 import json
 
-from pipelines.ingest import ingest_day
+from pipelines.data.ingest import ingest_day
 from pipelines.report import write_run_report
-from pipelines.sources.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 
 DAY = dt.date(2026, 11, 1)
 

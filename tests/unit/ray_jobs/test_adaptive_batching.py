@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from pipelines.serving import SAMPLE_RECORDS
+from pipelines.serving.client import SAMPLE_RECORDS
 from ray_jobs.predictor import FailurePredictor, LoadedVersion
 from ray_jobs.serve_schemas import PredictorArgs
 

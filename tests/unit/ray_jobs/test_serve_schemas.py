@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
-from pipelines.routing import Routing
-from pipelines.serving import SAMPLE_RECORDS
-from pipelines.telemetry import PHYSICAL_RANGES
+from pipelines.serving.client import SAMPLE_RECORDS
+from pipelines.serving.routing import Routing
+from pipelines.usecases.predictive_maintenance.schema import PHYSICAL_RANGES
 from ray_jobs.serve_app import Router, RoutingTable, _one_line
 from ray_jobs.serve_schemas import (
     MAX_RECORDS,

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pipelines.serving import SAMPLE_RECORDS
+from pipelines.serving.client import SAMPLE_RECORDS
 from ray_jobs.predictor import LoadedVersion, StableMirror
 from ray_jobs.serve_app import Router
 from ray_jobs.serve_schemas import PredictorArgs

@@ -1,0 +1,1 @@
+"""Where rows come from besides a use case's generator: landing-zone files and PostgreSQL."""

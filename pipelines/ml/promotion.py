@@ -1,0 +1,144 @@
+"""The promotion gate: a challenger becomes champion only if it is good enough and better.
+
+Every registered version starts as ``challenger``. It takes the ``champion`` alias only if
+(1) it passes the quality bar (holdout F1 >= ``min_f1``) and (2) it beats the current champion
+by ``margin`` F1 **on the same holdout**: the challenger's holdout rows, read from the lake,
+scored by both models with their own thresholds. Otherwise the champion stays, and the decision
+says why in one line.
+
+Decisions are serialised by a lock file on shared storage: the second of two concurrent
+promotions sees the first one's result and must beat it, so there is exactly one winner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.ml.registry import CHAMPION, _client, download_version
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    model_name: str
+    challenger: str
+    champion_before: str | None
+    champion_after: str | None
+    promoted: bool
+    reason: str
+    challenger_metrics: dict
+    champion_metrics: dict | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def exclusive(lock_path: str | Path):
+    """An exclusive advisory lock (``flock``) held for the block."""
+    path = Path(lock_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def champion_version(tracking_uri: str, model_name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client(tracking_uri).get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def holdout_of(tracking_uri: str, model_name: str, version: str, lake_root: str) -> pd.DataFrame:
+    """The rows the version was judged on: its training dates from ``holdout_from`` on."""
+    from pipelines.data import lake
+
+    tags = _client(tracking_uri).get_model_version(model_name, version).tags
+    days = [dt.date.fromisoformat(d) for d in tags["train_dates"].split(",") if d]
+    frame = pd.concat([lake.read_partition(lake_root, d) for d in days], ignore_index=True)
+    return frame[frame["timestamp"] >= pd.Timestamp(tags["holdout_from"])]
+
+
+def _score_version(tracking_uri: str, model_name: str, version: str, holdout: pd.DataFrame):
+    from pipelines.ml.evaluation import holdout_report
+    from pipelines.ml.model import LoadedModel
+
+    with tempfile.TemporaryDirectory() as directory:
+        model = LoadedModel(download_version(tracking_uri, model_name, version, directory))
+    return holdout_report(model.predict_proba, holdout, model.threshold)
+
+
+def promote(
+    tracking_uri: str,
+    model_name: str,
+    version: str,
+    lake_root: str,
+    *,
+    min_f1: float,
+    margin: float,
+    lock_path: str | Path,
+) -> PromotionDecision:
+    """Decide whether ``version`` becomes champion, and move the alias if it does."""
+    version = str(version)
+    with exclusive(lock_path):
+        before = champion_version(tracking_uri, model_name)
+        holdout = holdout_of(tracking_uri, model_name, version, lake_root)
+        challenger = _score_version(tracking_uri, model_name, version, holdout)
+        f1 = challenger["f1"]
+
+        def decide(promoted: bool, reason: str, champion_metrics: dict | None = None):
+            after = version if promoted else before
+            log.info("promotion %s: %s", "accepted" if promoted else "rejected", reason)
+            return PromotionDecision(
+                model_name, version, before, after, promoted, reason, challenger, champion_metrics
+            )
+
+        if before == version:
+            return decide(True, f"v{version} is already the champion")
+        if f1 < min_f1:
+            return decide(
+                False,
+                f"v{version} stays challenger: holdout F1 {f1:.3f} is below the quality bar"
+                f" {min_f1:.3f}; champion {_name(before)} unchanged",
+            )
+        champion = None
+        if before is not None:
+            champion = _score_version(tracking_uri, model_name, before, holdout)
+            if f1 < champion["f1"] + margin:
+                return decide(
+                    False,
+                    f"v{version} stays challenger: holdout F1 {f1:.3f} does not beat champion"
+                    f" v{before} ({champion['f1']:.3f}) by the margin {margin:.3f} on the same"
+                    " holdout",
+                    champion,
+                )
+        _client(tracking_uri).set_registered_model_alias(model_name, CHAMPION, version)
+        return decide(
+            True,
+            f"v{version} is the new champion: holdout F1 {f1:.3f} (bar {min_f1:.3f})"
+            + (
+                f", champion v{before} had {champion['f1']:.3f}"
+                if champion
+                else ", no champion before"
+            ),
+            champion,
+        )
+
+
+def _name(version: str | None) -> str:
+    return f"v{version}" if version else "(none)"

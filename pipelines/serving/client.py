@@ -1,0 +1,112 @@
+"""The client side of serving: predict over HTTP, and smoke-test a live endpoint.
+
+Deploying is ``pipelines.serving.rollout``; this module is what a smoke test, the demo and a user's
+code need to talk to the endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from pipelines.serving.routing import VERSION_HEADER
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RECORDS = [
+    {  # an ordinary machine-minute
+        "product_type": "M",
+        "air_temperature_k": 300.1,
+        "process_temperature_k": 310.2,
+        "rotational_speed_rpm": 1540.0,
+        "torque_nm": 40.0,
+        "tool_wear_min": 20,
+    },
+    {  # overstrained: worn tool under high torque (OSF), and low power
+        "product_type": "L",
+        "air_temperature_k": 302.5,
+        "process_temperature_k": 310.9,
+        "rotational_speed_rpm": 1300.0,
+        "torque_nm": 70.0,
+        "tool_wear_min": 230,
+    },
+]
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+def _headers(token: str = "", version: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if version:
+        headers[VERSION_HEADER] = str(version)
+    return headers
+
+
+def predict(
+    endpoint: str,
+    records: list[dict],
+    *,
+    token: str = "",
+    version: str | None = None,
+    timeout: float = 30.0,
+) -> dict:
+    """POST records; ``version`` pins the request to that deployed model version."""
+    response = httpx.post(
+        f"{endpoint}/predict",
+        json={"records": records},
+        headers=_headers(token, version),
+        timeout=timeout,
+    )
+    if response.status_code != 200:
+        raise DeployError(f"{endpoint}/predict answered {response.status_code}: {response.text}")
+    return response.json()
+
+
+def smoke_test(
+    endpoint: str,
+    expected: str | tuple[str | None, ...],
+    *,
+    token: str = "",
+    pinned: bool = False,
+    records: list[dict] | None = None,
+) -> dict:
+    """Real requests against the live endpoint: an expected version answers sane
+    probabilities, and malformed input is refused with 422 rather than crashing a replica.
+    ``pinned`` sends the request to ``expected`` by header (a version with no traffic yet)."""
+    allowed = {str(v) for v in (expected if isinstance(expected, tuple) else (expected,)) if v}
+    pin = next(iter(allowed)) if pinned else None
+    sample = records or SAMPLE_RECORDS
+    answer = predict(endpoint, sample, token=token, version=pin)
+    problems = []
+    if answer.get("model_version") not in allowed:
+        problems.append(f"served version {answer.get('model_version')} not in {sorted(allowed)}")
+    predictions = answer.get("predictions", [])
+    if len(predictions) != len(sample):
+        problems.append(f"{len(predictions)} predictions for {len(sample)} records")
+    if any(not 0.0 <= p["failure_probability"] <= 1.0 for p in predictions):
+        problems.append(f"probability outside [0, 1]: {predictions}")
+    bad = httpx.post(
+        f"{endpoint}/predict",
+        json={"records": [{"torque_nm": "abc"}]},
+        headers=_headers(token, pin),
+        timeout=30,
+    )
+    if bad.status_code != 422:
+        problems.append(f"malformed request answered {bad.status_code}, expected 422")
+    if problems:
+        raise DeployError(f"smoke test of {endpoint} failed: {'; '.join(problems)}")
+    log.info("smoke test passed endpoint=%s version=%s", endpoint, answer["model_version"])
+    return {
+        "endpoint": endpoint,
+        "model_version": answer["model_version"],
+        "predictions": predictions,
+    }
+
+
+def smoke_test_routing(endpoint: str, routing: dict, token: str = "") -> dict:
+    """Smoke-test the live endpoint against a rollout's routing: the answer must come from the
+    stable version or the canary."""
+    return smoke_test(endpoint, (routing["stable"], routing.get("canary")), token=token)

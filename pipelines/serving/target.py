@@ -1,0 +1,98 @@
+"""Where a use case's Serve application lives and how its versions are built: the one
+object a rollout, the slot planner and the Serve REST API calls share (it has its own module
+so the slot planner needs nothing of the rollout that uses it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipelines.ray_auth import find_ray_token
+from pipelines.serving.routing import (
+    PREDICTOR_DEPLOYMENT,
+    ROUTING_TABLE,
+    SLOT_SEPARATOR,
+    Routing,
+    slot_app_name,
+)
+
+PREDICTOR_IMPORT = "ray_jobs.serve_app:app_builder"
+ROUTER_IMPORT = "ray_jobs.serve_app:router_builder"
+
+
+@dataclass(frozen=True)
+class ServeTarget:
+    """Where our application lives and how its versions are built."""
+
+    dashboard: str
+    app_name: str
+    route_prefix: str
+    http_host: str
+    http_port: int
+    model_name: str
+    tracking_uri: str
+    require_auth: bool = False
+    token: str = field(default="", repr=False)
+    """The bearer token of the prediction routes (``require_auth``)."""
+    ray_token: str | None = field(default=None, repr=False)
+    """Ray's auth token for the dashboard's Serve REST API (``pipelines.ray_auth``)."""
+    predictor: dict = field(default_factory=dict)
+    """Extra ``PredictorArgs``: num_replicas, num_cpus, max_batch_size, batch_wait_timeout_s."""
+    router: dict = field(default_factory=dict)
+    """Extra ``RouterArgs``: num_replicas, mirror_stable, max_body_bytes, request_timeout_s."""
+    slots: int = 2
+    """Predictor slots kept loaded. 2: the previous version stays warm (instant rollback) and
+    a rollout loads into the idle slot without starting a process. 1 saves memory; each
+    rollout then starts a new slot next to the live one."""
+    timeout: float = 300.0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.http_host}:{self.http_port}{self.route_prefix}"
+
+    def slot_config(self, slot: int, version: str) -> dict:
+        args = {"model_name": self.model_name, "tracking_uri": self.tracking_uri, **self.predictor}
+        return {
+            "name": slot_app_name(self.app_name, slot),
+            "route_prefix": None,
+            "import_path": PREDICTOR_IMPORT,
+            "args": args,
+            "deployments": [
+                {"name": PREDICTOR_DEPLOYMENT, "user_config": {"model_version": str(version)}}
+            ],
+        }
+
+    def slot_of(self, app_name: str) -> int | None:
+        """The slot number of one of our predictor applications, else None."""
+        prefix = f"{self.app_name}{SLOT_SEPARATOR}"
+        number = app_name.removeprefix(prefix)
+        return int(number) if app_name.startswith(prefix) and number.isdigit() else None
+
+    def router_config(self, routing: Routing) -> dict:
+        return {
+            "name": self.app_name,
+            "route_prefix": self.route_prefix,
+            "import_path": ROUTER_IMPORT,
+            "args": {"app_name": self.app_name, "require_auth": self.require_auth, **self.router},
+            "deployments": [{"name": ROUTING_TABLE, "user_config": routing.model_dump()}],
+        }
+
+    def owns(self, app_name: str) -> bool:
+        return app_name == self.app_name or app_name.startswith(f"{self.app_name}--")
+
+
+def target_from_settings(settings, **overrides) -> ServeTarget:
+    """The deployment target of a ``ConveyorSettings`` (the CLI and tests use it)."""
+    values = {
+        "dashboard": settings.ray_jobs_address,
+        "app_name": settings.serve_app_name,
+        "route_prefix": settings.serve_route_prefix,
+        "http_host": settings.host,
+        "http_port": settings.serve_http_port,
+        "model_name": settings.model_name,
+        "tracking_uri": settings.tracking_uri,
+        "require_auth": settings.serve_require_auth,
+        "token": settings.serve_token.get_secret_value() if settings.serve_require_auth else "",
+        "slots": settings.serve_slots,
+        "ray_token": find_ray_token(),
+    }
+    return ServeTarget(**{**values, **overrides})

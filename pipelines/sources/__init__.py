@@ -1,1 +1,0 @@
-"""Where telemetry comes from: the built-in generator or landing-zone files."""

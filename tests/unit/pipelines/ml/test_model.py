@@ -1,0 +1,80 @@
+import datetime as dt
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from pipelines.data.ingest import ingest_day
+from pipelines.ml.features import FEATURE_NAMES, Scaler, feature_matrix
+from pipelines.ml.model import WEIGHTS_FILE, LoadedModel, save_model_dir
+from pipelines.serving.client import SAMPLE_RECORDS
+from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from ray_jobs.train import run_local
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lake")
+    day = dt.date(2026, 11, 1)
+    ingest_day(day, str(root), generator=GeneratorConfig(machines=10, minutes=720))
+    from pipelines.data import lake
+
+    files = lake.partition_files(root, [day])
+    frame = lake.read_partition(root, day)
+    scaler = Scaler.fit(feature_matrix(frame))
+    config = {
+        "files": files,
+        "scaler": scaler.as_dict(),
+        "epochs": 6,
+        "batch_size": 256,
+        "lr": 3e-3,
+        "hidden": 32,
+        "seed": 0,
+        "pos_weight": 5.0,
+    }
+    result = run_local(config)
+    directory = save_model_dir(
+        tmp_path_factory.mktemp("model"),
+        result["state_dict"],
+        scaler,
+        {"hidden": 32, "threshold": 0.5},
+    )
+    return result, directory
+
+
+def test_scaler_round_trips_as_json():
+    features = np.random.default_rng(0).normal(size=(50, len(FEATURE_NAMES))).astype(np.float32)
+    scaler = Scaler.fit(features)
+    again = Scaler.from_dict(scaler.as_dict())
+    np.testing.assert_allclose(again.transform(features), scaler.transform(features))
+
+
+def test_training_loop_runs_without_ray_and_loss_goes_down(trained):
+    history = trained[0]["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"], history
+
+
+def test_overstrained_machine_scores_higher_than_a_normal_one(trained):
+    import pandas as pd
+
+    model = LoadedModel(trained[1])
+    normal, overstrained = model.predict_proba(pd.DataFrame(SAMPLE_RECORDS))
+    assert overstrained > normal, f"overstrained {overstrained} <= normal {normal}"
+
+
+def test_tampered_weights_with_a_pickle_payload_are_refused(trained, tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    directory = trained[1]
+    original = (directory / WEIGHTS_FILE).read_bytes()
+    try:
+        with open(directory / WEIGHTS_FILE, "wb") as handle:
+            pickle.dump({"weight": Exploit()}, handle)
+        with pytest.raises(pickle.UnpicklingError):
+            LoadedModel(directory)
+    finally:
+        (directory / WEIGHTS_FILE).write_bytes(original)
+    assert isinstance(LoadedModel(directory).net, torch.nn.Module)

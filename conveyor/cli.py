@@ -40,6 +40,18 @@ def _one_line_errors(func):
     return wrapper
 
 
+USE_CASE_OPTION = typer.Option(
+    "predictive_maintenance", "--use-case", help="the use case (pipelines.catalog) to act on"
+)
+
+
+def _use_case_settings(name: str):
+    """The deployment settings with the use case's model, Serve application and route."""
+    from pipelines.catalog import get_use_case
+
+    return get_settings().for_use_case(get_use_case(name))
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -128,6 +140,7 @@ def train(
     num_workers: int = typer.Option(2, min=1),
     use_gpu: str = typer.Option("auto"),
     name: str = typer.Option("cli", help="run name; the same name resumes from its checkpoint"),
+    use_case: str = USE_CASE_OPTION,
 ):
     """Train on the Ray cluster (submits ray_jobs/train.py through the Jobs API) and register."""
     import time
@@ -137,7 +150,7 @@ def train(
     from pipelines.ml.registry import register_training
     from pipelines.ray_auth import auth_headers, find_ray_token
 
-    settings = get_settings()
+    settings = _use_case_settings(use_case)
     result_path = settings.runs_dir / "results" / f"{name}.json"
     headers = auth_headers(find_ray_token())
     client = JobSubmissionClient(settings.ray_jobs_address, headers=headers or None)
@@ -169,30 +182,34 @@ def rollout(
     action: str = typer.Argument(..., help="deploy, canary, shadow, promote or rollback"),
     version: str = typer.Option(None, help="registered model version (deploy, canary, shadow)"),
     fraction: float = typer.Option(None, help="canary share of traffic (default from settings)"),
+    use_case: str = USE_CASE_OPTION,
 ):
     """Change what Ray Serve serves; a failing new version is rolled back automatically."""
     from pipelines.serving.rollout import run_action
     from pipelines.serving.target import target_from_settings
 
-    s = get_settings()
+    s = _use_case_settings(use_case)
     share = s.serve_canary_fraction if fraction is None else fraction
     _emit(run_action(target_from_settings(s), action, version, share))
 
 
 @app.command()
 @_one_line_errors
-def serving():
+def serving(use_case: str = USE_CASE_OPTION):
     """What the router sends where (stable, canary and share, shadow, previous)."""
     from pipelines.serving.rollout import current_routing
     from pipelines.serving.target import target_from_settings
 
-    routing = current_routing(target_from_settings(get_settings()))
+    routing = current_routing(target_from_settings(_use_case_settings(use_case)))
     _emit(routing.model_dump() if routing else {"deployed": False})
 
 
 @app.command()
 @_one_line_errors
-def predict(json_: str = typer.Option(..., "--json", help="one record or a list of records")):
+def predict(
+    json_: str = typer.Option(..., "--json", help="one record or a list of records"),
+    use_case: str = USE_CASE_OPTION,
+):
     """Score records against the served endpoint."""
     from pipelines.serving.client import predict as post
 
@@ -201,7 +218,7 @@ def predict(json_: str = typer.Option(..., "--json", help="one record or a list 
     except json.JSONDecodeError as exc:
         raise ValueError(f"--json is not valid JSON ({exc})") from None
     records = payload if isinstance(payload, list) else [payload]
-    s = get_settings()
+    s = _use_case_settings(use_case)
     _emit(post(s.serve_endpoint, records, token=s.serve_token.get_secret_value()))
 
 
@@ -243,7 +260,8 @@ def demo(
     """Start the stack, trigger the DAG through Airflow's REST API, follow it, predict."""
     from conveyor.demo import run_demo
 
-    sys.exit(run_demo(get_settings(), days=days, machines=machines, epochs=epochs, timeout=timeout))
+    settings = _use_case_settings("predictive_maintenance")
+    sys.exit(run_demo(settings, days=days, machines=machines, epochs=epochs, timeout=timeout))
 
 
 if __name__ == "__main__":

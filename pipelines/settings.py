@@ -71,9 +71,14 @@ class ConveyorSettings(BaseSettings):
     airflow_trigger_log_port: int = 8794
     """The triggerer's log server, the same way."""
 
-    model_name: str = "predictive_maintenance"
-    serve_app_name: str = "predictive_maintenance"
-    serve_route_prefix: str = "/predictive-maintenance"
+    model_name: str | None = None
+    """The MLflow model; default: the use case's (``for_use_case``). Set it, and the two
+    below, only for a deployment that runs one use case under names of its own, next to
+    another deployment on the same MLflow and Ray cluster (the test suites do)."""
+    serve_app_name: str | None = None
+    """The Serve application; default: the use case's."""
+    serve_route_prefix: str | None = None
+    """The Serve route; default: the use case's (``/<name with dashes>``)."""
     serve_require_auth: bool = False
     """Bearer auth on the prediction routes (on in docker-compose, off in the embedded demo)."""
     serve_token: SecretStr = SecretStr("")
@@ -85,6 +90,28 @@ class ConveyorSettings(BaseSettings):
     version warm for an instant rollback and lets a rollout load into the idle slot without
     starting a process; 1 halves the models in memory, and each rollout then starts a new
     slot."""
+
+    def for_use_case(self, use_case) -> ConveyorSettings:
+        """These settings with a use case's model, application and route names wherever none
+        is set (``use_case`` is a ``pipelines.usecase.UseCase``)."""
+        return self.model_copy(
+            update={
+                "model_name": self.model_name or use_case.model_name,
+                "serve_app_name": self.serve_app_name or use_case.serve_app_name,
+                "serve_route_prefix": self.serve_route_prefix or use_case.serve_route_prefix,
+            }
+        )
+
+    def named(self, field: str) -> str:
+        """A name setting (``model_name``, ``serve_app_name``, ``serve_route_prefix``), which
+        must be set: a one-line error otherwise."""
+        value = getattr(self, field)
+        if not value:
+            raise ValueError(
+                f"settings.{field} is not set: take the settings of a use case "
+                "(ConveyorSettings.for_use_case)"
+            )
+        return value
 
     @cached_property
     def home_dir(self) -> Path:
@@ -112,7 +139,7 @@ class ConveyorSettings(BaseSettings):
 
     @property
     def serve_endpoint(self) -> str:
-        return f"{self.serve_base_url}{self.serve_route_prefix}"
+        return f"{self.serve_base_url}{self.named('serve_route_prefix')}"
 
     def rollout_args(self) -> str:
         """Where to deploy, as ``ray_jobs.deploy`` flags (the DAGs template them in)."""
@@ -120,9 +147,9 @@ class ConveyorSettings(BaseSettings):
 
         flags = {
             "--dashboard": self.ray_jobs_address,
-            "--app-name": self.serve_app_name,
-            "--route-prefix": self.serve_route_prefix,
-            "--model-name": self.model_name,
+            "--app-name": self.named("serve_app_name"),
+            "--route-prefix": self.named("serve_route_prefix"),
+            "--model-name": self.named("model_name"),
             "--tracking-uri": self.tracking_uri,
             "--http-host": self.host,
             "--http-port": self.serve_http_port,

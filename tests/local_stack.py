@@ -17,6 +17,7 @@ import pytest
 
 from conveyor.processes import free_port, stop
 from conveyor.stack import start_mlflow, start_ray
+from pipelines.catalog import get_use_case
 from pipelines.settings import ConveyorSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,8 @@ def stack_env(tmp_path_factory) -> dict[str, str | None]:
 
 @pytest.fixture(scope="session")
 def settings(stack_env):
-    """The settings every process of the session uses (exported to the environment)."""
+    """The settings every process of the session uses (exported to the environment), with
+    predictive maintenance's names (model, Serve application, route)."""
     saved = {k: os.environ.get(k) for k in stack_env}
     for key, value in stack_env.items():
         if value is None:
@@ -72,7 +74,7 @@ def settings(stack_env):
         else:
             os.environ[key] = value
     try:
-        yield ConveyorSettings()
+        yield ConveyorSettings().for_use_case(get_use_case("predictive_maintenance"))
     finally:
         for key, value in saved.items():
             if value is None:

@@ -81,14 +81,19 @@ class ServeTarget:
 
 
 def target_from_settings(settings, **overrides) -> ServeTarget:
-    """The deployment target of a ``ConveyorSettings`` (the CLI and tests use it)."""
+    """The deployment target of a use case's ``ConveyorSettings`` (``for_use_case``), or of
+    any settings with the names given in ``overrides`` (the CLI and tests use it)."""
+
+    def named(key: str, field: str) -> str:
+        return overrides[key] if key in overrides else settings.named(field)
+
     values = {
         "dashboard": settings.ray_jobs_address,
-        "app_name": settings.serve_app_name,
-        "route_prefix": settings.serve_route_prefix,
+        "app_name": named("app_name", "serve_app_name"),
+        "route_prefix": named("route_prefix", "serve_route_prefix"),
         "http_host": settings.host,
         "http_port": settings.serve_http_port,
-        "model_name": settings.model_name,
+        "model_name": named("model_name", "model_name"),
         "tracking_uri": settings.tracking_uri,
         "require_auth": settings.serve_require_auth,
         "token": settings.serve_token.get_secret_value() if settings.serve_require_auth else "",

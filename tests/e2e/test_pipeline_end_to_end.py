@@ -23,7 +23,7 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     # Small data and few epochs: the quality bar is loosened accordingly.
     conf = {"days": 2, "machines": 8, "epochs": 2, "num_workers": 2, "min_f1": 0.3}
     result, stdout, _ = airflow_home.run_dag(
-        ROOT / "dags" / "predictive_maintenance.py",
+        ROOT / "dags" / "use_cases.py",
         "predictive_maintenance",
         "2026-11-03T00:00:00+00:00",
         conf,
@@ -74,7 +74,7 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
         "schema_drift": "none",
     }
     result, stdout, _ = airflow_home.run_dag(
-        ROOT / "dags" / "predictive_maintenance.py",
+        ROOT / "dags" / "use_cases.py",
         "predictive_maintenance",
         "2026-11-04T00:00:00+00:00",
         {**conf, "days": 1, "faults": faults},
@@ -96,7 +96,7 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     # keeps version 1 as champion, deploy re-applies it (a no-op), and version 1 keeps serving.
     # Same days and hyperparameters as version 1, so training is forced (else it is reused).
     result, stdout, _ = airflow_home.run_dag(
-        ROOT / "dags" / "predictive_maintenance.py",
+        ROOT / "dags" / "use_cases.py",
         "predictive_maintenance",
         "2026-11-03T12:00:00+00:00",
         {**conf, "min_f1": 0.99, "deploy_mode": "canary", "force_retrain": True},

@@ -21,14 +21,20 @@ def dagbag():
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
-def test_no_import_errors_and_expected_dags(dagbag):
+def test_no_import_errors_and_every_use_case_has_its_dags(dagbag):
+    from pipelines.catalog import discover_use_cases
+
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {
-        "predictive_maintenance",
-        "serving_rollout",
-        "telemetry_daily",
-        "model_training",
+    expected = {
+        dag_id
+        for uc in discover_use_cases().values()
+        for dag_id in (uc.run_dag_id, uc.daily_dag_id, uc.training_dag_id, uc.rollout_dag_id)
     }
+    assert set(dagbag.dag_ids) == expected
+    # Predictive maintenance kept the DAG ids it had before the use-case contract.
+    assert {"predictive_maintenance", "serving_rollout", "telemetry_daily", "model_training"} <= (
+        expected
+    )
 
 
 @pytest.mark.parametrize(
@@ -65,7 +71,7 @@ def test_daily_catchup_is_a_deployment_setting(monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("CONVEYOR_DAILY_CATCHUP", "true")
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "telemetry_daily.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "use_cases.py"))
     assert bag.dags["telemetry_daily"].catchup is True
 
 
@@ -74,7 +80,7 @@ def test_a_scheduled_daily_run_owns_the_day_before_it(dagbag):
     week's seven days."""
     import pendulum
 
-    from conveyor_provider.ingestion import partition_day
+    from conveyor_dag_factory.ingestion import partition_day
 
     dag = _serialized(dagbag, "telemetry_daily")
     run = dag.timetable.next_dagrun_info_v2(
@@ -167,7 +173,7 @@ def test_dag_file_parses_without_heavy_imports(name):
     dag_file = str(ROOT / "dags" / name)
     code = (
         "import json, sys, importlib.util as u;"
-        f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'plugins')!r}];"
+        f"sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'plugins')!r}, {str(ROOT / 'dags')!r}];"
         f"s = u.spec_from_file_location('pm', {dag_file!r});"
         "s.loader.exec_module(u.module_from_spec(s));"
         "print(json.dumps([m for m in ('pandas', 'torch', 'ray', 'great_expectations', 'mlflow')"
@@ -193,7 +199,7 @@ def test_postgres_source_comes_from_the_conveyor_telemetry_db_connection(monkeyp
             }
         ),
     )
-    from conveyor_provider.ingestion import source_of
+    from conveyor_dag_factory.ingestion import source_of
     from pipelines.settings import get_settings
 
     source, table = source_of("postgres", get_settings())
@@ -206,9 +212,48 @@ def test_a_manual_run_covers_the_last_complete_day():
     """An interval [D, D+1) covers D; a manual run at 21:35 covers the day before (complete)."""
     import pendulum
 
-    from conveyor_provider.ingestion import last_complete_day
+    from conveyor_dag_factory.ingestion import last_complete_day
 
     scheduled = {"data_interval_end": pendulum.datetime(2026, 11, 3, tz="UTC")}
     manual = {"data_interval_end": pendulum.datetime(2026, 11, 29, 21, 35, tz="UTC")}
     assert str(last_complete_day(scheduled)) == "2026-11-02"
     assert str(last_complete_day(manual)) == "2026-11-28"
+
+
+def test_a_use_case_from_outside_the_tree_gets_its_own_dags_with_no_edit_here():
+    """The factory builds the four DAGs of an entry-point use case (tests/fixtures), named
+    after it, with its gate's direction, next to predictive maintenance's, at parse time
+    without heavy imports."""
+    outside = ROOT / "tests" / "fixtures" / "outside_use_case"
+    code = (
+        "import json, sys;"
+        f"sys.path[:0] = [{str(outside)!r}, {str(ROOT / 'dags')!r}];"
+        "from airflow.dag_processing.dagbag import DagBag;"
+        f"bag = DagBag(dag_folder={str(ROOT / 'dags')!r});"
+        "d = bag.dags;"
+        "print(json.dumps({'errors': {k: str(v) for k, v in bag.import_errors.items()},"
+        " 'ids': sorted(bag.dag_ids),"
+        " 'asset': [a.uri for a in d['energy_demand_daily'].get_task('validate').outlets],"
+        " 'tags': sorted(d['energy_demand'].tags),"
+        " 'gate': sorted(k for k in d['energy_demand'].params if k.startswith(('min_', 'max_'))),"
+        " 'heavy': [m for m in ('pandas', 'torch', 'ray', 'great_expectations', 'mlflow')"
+        " if m in sys.modules]}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["errors"] == {}
+    assert {
+        "energy_demand",
+        "energy_demand_daily",
+        "energy_demand_training",
+        "energy_demand_rollout",
+        "predictive_maintenance",
+        "telemetry_daily",
+        "model_training",
+        "serving_rollout",
+    } == set(seen["ids"])
+    assert seen["asset"] == ["conveyor://lake/meter_readings/validated"]
+    assert seen["tags"] == ["conveyor", "forecasting"]
+    assert seen["gate"] == ["max_mae"]  # lower is better: the bar is a maximum
+    assert seen["heavy"] == []

@@ -135,12 +135,17 @@ def test_a_router_that_stopped_following_the_routing_table_is_unhealthy():
 
 
 def test_rollout_args_quote_what_they_template(monkeypatch):
+    from pipelines.catalog import get_use_case
     from pipelines.settings import ConveyorSettings
 
     monkeypatch.setenv("CONVEYOR_SERVE_ROUTE_PREFIX", "/a b")
-    args = ConveyorSettings().rollout_args()
+    pm = get_use_case("predictive_maintenance")
+    args = ConveyorSettings().for_use_case(pm).rollout_args()
     assert "--route-prefix '/a b'" in args and "--require-auth false" in args
     assert "--slots 2" in args
+    assert "--model-name predictive_maintenance --" in args  # the use case's own name
+    with pytest.raises(ValueError, match="settings.serve_app_name is not set"):
+        ConveyorSettings().rollout_args()
 
 
 def test_the_schemas_import_without_ray_fastapi_or_pandas():

@@ -1,5 +1,6 @@
-"""The ingestion half shared by the DAGs that ingest: their source Params, where a source's
-data comes from (a Connection for PostgreSQL), and which day a run covers."""
+"""The ingestion half shared by a use case's DAGs that ingest: their source Params, where a
+source's data comes from (a Connection for PostgreSQL), which day a run covers, and the asset
+a validated day announces."""
 
 from __future__ import annotations
 
@@ -7,50 +8,42 @@ import datetime as dt
 
 from airflow.sdk import Asset, Param
 
-VALIDATED_TELEMETRY = Asset(
-    name="validated_telemetry",
-    uri="conveyor://lake/telemetry/validated",
-    group="conveyor",
-    extra={"partitioned_by": "day"},
-)
-"""One event per lake partition that passed validation; the event's partition key is its day.
-``telemetry_daily`` produces it, ``model_training`` is scheduled on it."""
+from pipelines.usecase import UseCase
 
-INGEST_PARAMS = {
-    "source": Param(
+
+def validated_asset(use_case: UseCase) -> Asset:
+    """One event per lake partition of the use case's table that passed validation; the
+    event's partition key is its day. The daily DAG produces it, the training DAG is
+    scheduled on it."""
+    return Asset(
+        name=use_case.validated_asset_name,
+        uri=use_case.validated_asset_uri,
+        group="conveyor",
+        extra={"partitioned_by": "day"},
+    )
+
+
+def json_schema_param(schema: dict) -> Param:
+    """A ``Param`` from a use case's JSON-schema field (``default`` plus the schema)."""
+    fields = dict(schema)
+    return Param(fields.pop("default", None), **fields)
+
+
+def ingest_params(use_case: UseCase) -> dict[str, Param]:
+    """The source Param every ingesting DAG has, then the use case's own fields."""
+    source = Param(
         "generator",
         enum=["generator", "landing", "postgres"],
         title="Data source",
         description=(
-            "'generator': built-in AI4I-style data; 'landing': CSV / JSON Lines / Parquet"
-            " files (gzip allowed) named with the date under CONVEYOR_LANDING_ROOT;"
-            " 'postgres': the table of Connection conveyor_telemetry_db, read for the"
-            " run's time window."
+            f"'generator': the built-in {use_case.title.lower()} data generator; 'landing':"
+            " CSV / JSON Lines / Parquet files (gzip allowed) named with the date under"
+            " CONVEYOR_LANDING_ROOT; 'postgres': the table of Connection"
+            " conveyor_telemetry_db, read for the run's time window."
         ),
-    ),
-    "faults": Param(
-        {
-            "null_ratio": 0.0,
-            "out_of_range_ratio": 0.0,
-            "duplicate_ratio": 0.0,
-            "schema_drift": "none",
-        },
-        type="object",
-        title="Injected faults",
-        description=(
-            "Generator only, to demonstrate validation: null_ratio, out_of_range_ratio,"
-            " duplicate_ratio (0..1) and schema_drift (none, extra_column, missing_column)."
-        ),
-    ),
-    "machines": Param(
-        50,
-        type="integer",
-        minimum=1,
-        maximum=1000,
-        title="Machines",
-        description="Generator only: machines per day.",
-    ),
-}
+    )
+    own = {name: json_schema_param(schema) for name, schema in use_case.source_params.items()}
+    return {"source": source, **own}
 
 
 def source_of(kind: str, settings) -> tuple[str, str]:
@@ -67,23 +60,24 @@ def source_of(kind: str, settings) -> tuple[str, str]:
     return uri, conn.extra_dejson.get("table", settings.telemetry_table)
 
 
-def ingest_with_params(days: list[dt.date], params, run_id: str) -> list[str]:
+def ingest_with_params(use_case_name: str, days: list[dt.date], params, run_id: str) -> list[str]:
     """Ingest ``days`` from the run's source Params; returns the dates committed."""
+    from pipelines.catalog import get_use_case, import_object
     from pipelines.data.ingest import ingest_days
     from pipelines.settings import get_settings
-    from pipelines.usecases.predictive_maintenance.generator import FaultConfig, GeneratorConfig
 
+    use_case = get_use_case(use_case_name)
     settings = get_settings()
     source, table = source_of(params["source"], settings)
+    extra = import_object(use_case.source_config)(params) if use_case.source_config else {}
     results = ingest_days(
         days,
         settings.lake,
         source=source,
         landing_root=settings.landing,
         table=table,
-        generator=GeneratorConfig(machines=params["machines"]),
-        faults=FaultConfig(**params["faults"]),
         run_id=run_id,
+        **extra,
     )
     return [r.date for r in results]
 

@@ -1,33 +1,73 @@
-"""The training half of a pipeline, shared by every DAG that trains: plan → train → register →
-promote → deploy → smoke_test → report.
+"""The training half of a use case's pipeline, shared by every DAG that trains: plan → train →
+register → promote → deploy → smoke_test → report.
 
-``predictive_maintenance`` chains it after its own ingest and validation; ``model_training``
-runs it when a week of validated partitions is complete. Both get the same Params
-(``TRAINING_PARAMS``), tasks and behaviour, so a fix here fixes both.
+The one-shot run chains it after its own ingest and validation; the training DAG runs it when
+a week of validated partitions is complete. Both get the same Params (``training_params``),
+tasks and behaviour, so a fix here fixes both, for every use case.
 
 ``plan`` makes training idempotent across runs: a model version already trained on the same
 partitions (same content hashes) with the same hyperparameters is reused instead of trained
 again, unless the run says **Force retrain**. Its dates come from an upstream task's XCom
-(``dates``), which keeps this module free of any data source.
+(``dates``), which keeps this module free of any data source. Task bodies find their use
+case by name (``pipelines.catalog``) and take its settings (``for_use_case``): the model,
+Serve application and route names are the use case's.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from airflow.sdk import Param, task
 
 from conveyor_provider.operators.ray_job import RayJobOperator
 from conveyor_provider.operators.report import RunReportOperator
+from pipelines.usecase import UseCase
 
 log = logging.getLogger(__name__)
 
 
-def settings_macro():
-    """Conveyor's deployment settings, read when a template renders (on the worker)."""
+def use_case_settings(use_case_name: str):
+    """Conveyor's deployment settings for one use case, read when called (on the worker)."""
+    from pipelines.catalog import get_use_case
     from pipelines.settings import get_settings
 
-    return get_settings()
+    return get_settings().for_use_case(get_use_case(use_case_name))
+
+
+def settings_macro(use_case: UseCase):
+    """The ``settings()`` template macro of a use case's DAGs."""
+    return functools.partial(use_case_settings, use_case.name)
+
+
+def gate_param_name(use_case: UseCase) -> str:
+    """``min_f1`` for a higher-is-better F1 gate, ``max_mae`` for a lower-is-better MAE."""
+    gate = use_case.gate
+    return f"{'min' if gate.higher_is_better else 'max'}_{gate.metric}"
+
+
+def training_params(use_case: UseCase) -> dict[str, Param]:
+    """The training Params of a use case's DAGs; the gate's defaults are the use case's."""
+    gate = use_case.gate
+    metric = gate.metric.upper() if len(gate.metric) <= 3 else gate.metric
+    better = "below" if gate.higher_is_better else "above"
+    return {
+        **TRAINING_PARAMS,
+        gate_param_name(use_case): Param(
+            gate.bar,
+            type="number",
+            title=f"Quality bar (holdout {metric})",
+            description=f"A new model {better} it never becomes champion and is not deployed.",
+        ),
+        "promotion_margin": Param(
+            gate.margin,
+            type="number",
+            minimum=0,
+            title=f"Promotion margin ({metric})",
+            description="How much the new model must beat the champion by, on the same holdout.",
+        ),
+        **DEPLOY_PARAMS,
+    }
 
 
 TRAINING_PARAMS = {
@@ -50,22 +90,10 @@ TRAINING_PARAMS = {
         title="Use GPU",
         description="'auto' uses GPUs when the Ray cluster has them.",
     ),
-    "min_f1": Param(
-        0.8,
-        type="number",
-        minimum=0,
-        maximum=1,
-        title="Quality bar (holdout F1)",
-        description="A new model below it never becomes champion and is not deployed.",
-    ),
-    "promotion_margin": Param(
-        0.01,
-        type="number",
-        minimum=0,
-        maximum=1,
-        title="Promotion margin (F1)",
-        description="How much the new model must beat the champion by, on the same holdout.",
-    ),
+}
+"""Params every use case's training shares (the gate's two come from its spec)."""
+
+DEPLOY_PARAMS = {
     "deploy_mode": Param(
         "full",
         enum=["full", "canary", "shadow", "none"],
@@ -87,21 +115,28 @@ TRAINING_PARAMS = {
 }
 
 
-@task
-def smoke_test(rollout: dict) -> dict:
-    """From the Airflow side: the endpoint answers with a version the rollout's routing
-    names (``rollout`` is a deploy job's result)."""
-    from pipelines.serving.client import smoke_test_routing
-    from pipelines.settings import get_settings
+def smoke_test(use_case: UseCase):
+    """The smoke_test task of a use case's DAGs."""
 
-    settings = get_settings()
-    token = settings.serve_token.get_secret_value()
-    return smoke_test_routing(settings.serve_endpoint, rollout["routing"], token=token)
+    @task
+    def smoke_test(rollout: dict) -> dict:
+        """From the Airflow side: the endpoint answers with a version the rollout's routing
+        names (``rollout`` is a deploy job's result)."""
+        from pipelines.serving.client import smoke_test_routing
+
+        settings = use_case_settings(name)
+        token = settings.serve_token.get_secret_value()
+        return smoke_test_routing(settings.serve_endpoint, rollout["routing"], token=token)
+
+    name = use_case.name
+    return smoke_test
 
 
-def train_register_serve(dates, *, dates_task: str) -> None:
+def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
     """Add the training tasks to the DAG being defined, after ``dates`` (an XComArg of
     YYYY-MM-DD strings produced by task ``dates_task``)."""
+    name = use_case.name
+    gate_param = gate_param_name(use_case)
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def plan(dates: list[str], params=None, ti=None) -> dict | bool:
@@ -110,9 +145,8 @@ def train_register_serve(dates, *, dates_task: str) -> None:
         version was already trained on exactly these inputs and the run does not force a
         retrain."""
         from pipelines.ml.registry import find_trained_version, training_fingerprint
-        from pipelines.settings import get_settings
 
-        settings = get_settings()
+        settings = use_case_settings(name)
         fingerprint = training_fingerprint(settings.lake, dates, _hyperparameters(params))
         ti.xcom_push(key="fingerprint", value=fingerprint)
         if not params["force_retrain"]:
@@ -139,9 +173,8 @@ def train_register_serve(dates, *, dates_task: str) -> None:
         """Register the new training run as ``challenger`` (once per run), or, when ``plan``
         skipped training, return the version trained on the same inputs."""
         from pipelines.ml.registry import find_trained_version, register_training
-        from pipelines.settings import get_settings
 
-        settings = get_settings()
+        settings = use_case_settings(name)
         fingerprint = ti.xcom_pull(task_ids="plan", key="fingerprint")
         train_result = ti.xcom_pull(task_ids="train")
         if train_result is None:
@@ -166,15 +199,14 @@ def train_register_serve(dates, *, dates_task: str) -> None:
         smoke_test are skipped, as they are with deploy_mode none. The decision's reason is the
         last line of this task's log."""
         from pipelines.ml.promotion import promote as decide
-        from pipelines.settings import get_settings
 
-        settings = get_settings()
+        settings = use_case_settings(name)
         decision = decide(
             settings.tracking_uri,
             version["name"],
             version["version"],
             settings.lake,
-            min_f1=params["min_f1"],
+            min_f1=params[gate_param],
             margin=params["promotion_margin"],
             lock_path=settings.home_dir / "locks" / f"promote-{version['name']}.lock",
         )
@@ -193,7 +225,9 @@ def train_register_serve(dates, *, dates_task: str) -> None:
 
     plan(dates) >> train >> (registered := register())
     promote(registered) >> deploy
-    smoke_test(deploy.output) >> RunReportOperator(task_id="report", ingest_task=dates_task)
+    smoke_test(use_case)(deploy.output) >> RunReportOperator(
+        task_id="report", ingest_task=dates_task
+    )
 
 
 def _hyperparameters(params) -> dict:

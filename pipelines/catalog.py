@@ -1,0 +1,86 @@
+"""Finding use cases: every package under ``pipelines/usecases/`` that exposes ``USE_CASE``,
+and every entry point of the group ``conveyor.use_cases`` (a use case shipped as a package of
+its own, pip-installed next to Conveyor, with no edit here), as Airflow finds its providers.
+
+A package declares one in its ``pyproject.toml``::
+
+    [project.entry-points."conveyor.use_cases"]
+    energy_demand = "energy_demand:USE_CASE"
+
+The core never imports a use case by name: it asks the catalog. Loading imports only the
+spec modules (data), so the DAG factory can call it at parse time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from importlib.metadata import entry_points
+
+from pipelines.usecase import UseCase, UseCaseError
+
+ENTRY_POINT_GROUP = "conveyor.use_cases"
+IN_REPO_PACKAGE = "pipelines.usecases"
+
+
+def _in_repo() -> dict[str, tuple[UseCase, str]]:
+    package = importlib.import_module(IN_REPO_PACKAGE)
+    found = {}
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.ispkg:
+            continue
+        qualified = f"{IN_REPO_PACKAGE}.{module.name}"
+        spec = getattr(importlib.import_module(qualified), "USE_CASE", None)
+        if spec is not None:
+            found[qualified] = (_checked(spec, qualified), qualified)
+    return {uc.name: (uc, where) for uc, where in found.values()}
+
+
+def _installed() -> list[tuple[UseCase, str]]:
+    found = []
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"entry point {point.name} = {point.value}"
+        try:
+            spec = point.load()
+        except Exception as exc:
+            raise UseCaseError(f"{where} does not load: {type(exc).__name__}: {exc}") from None
+        found.append((_checked(spec, where), where))
+    return found
+
+
+def _checked(spec, where: str) -> UseCase:
+    if not isinstance(spec, UseCase):
+        raise UseCaseError(f"{where} is a {type(spec).__name__}, not a UseCase")
+    return spec
+
+
+def discover_use_cases() -> dict[str, UseCase]:
+    """Every registered use case by name, in-repo first; two with one name is an error that
+    names both places."""
+    found = _in_repo()
+    for spec, where in _installed():
+        if spec.name in found:
+            raise UseCaseError(
+                f"use case {spec.name!r} is registered twice: {found[spec.name][1]} and {where}"
+            )
+        found[spec.name] = (spec, where)
+    return {name: found[name][0] for name in sorted(found)}
+
+
+def get_use_case(name: str) -> UseCase:
+    """One use case by name; an unknown name is an error listing the known ones."""
+    use_cases = discover_use_cases()
+    if name not in use_cases:
+        known = ", ".join(use_cases) or "none"
+        raise UseCaseError(f"no use case named {name!r} (registered: {known})")
+    return use_cases[name]
+
+
+def import_object(path: str):
+    """The object an import path ``"package.module:attribute"`` names (a use case's hooks are
+    named this way so its spec stays cheap to import)."""
+    module, _, attribute = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise UseCaseError(f"cannot import {path!r}: {exc}") from None

@@ -1,0 +1,176 @@
+"""The use-case contract: what one pipeline declares, in one typed object, so the core can run
+its whole lifecycle (schedules, validation, training on Ray, the registry and promotion gate,
+canary and rollback, reports).
+
+A use case is a folder ``pipelines/usecases/<name>/`` whose package exposes ``USE_CASE``, a
+``UseCase``, plus its suites in ``data_checks/<name>/``; or the same object shipped in a
+package of its own and registered under the entry-point group ``conveyor.use_cases``
+(``pipelines.catalog``). The spec is data, cheap to import where the scheduler parses DAGs:
+heavy code (a generator, a model) is named by import path (``"package.module:function"``)
+and imported inside the task that calls it. Defaults come from here: a use case writes only
+what differs.
+
+Everything deployed is named after the use case (``name``): the DAG ids, the validated-data
+asset, the MLflow model, the Serve application and its route. Predictive maintenance keeps
+the DAG ids it had before the contract through ``DagIds``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
+
+
+class UseCaseError(ValueError):
+    """A use case's spec is invalid; the message names the use case and the field."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """The lake table a use case ingests: one Parquet partition per day."""
+
+    name: str
+    """The table's folder in the lake (``<lake>/<name>/date=YYYY-MM-DD/``)."""
+    schema: Mapping[str, str]
+    """Column -> pandas dtype, in the lake's column order."""
+    key: tuple[str, ...]
+    """Columns that identify a row (at most one row per key)."""
+    time_column: str
+    """The timestamp that puts a row in its day's partition."""
+    labels: tuple[str, ...] = ()
+    """Label columns (the first is the training target)."""
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """What a column can physically hold; outside is a fault, not a rare event."""
+
+    def check(self, owner: str) -> None:
+        missing = [c for c in (*self.key, self.time_column, *self.labels) if c not in self.schema]
+        if missing:
+            raise UseCaseError(
+                f"use case {owner}: table {self.name!r} names column(s) not in its schema: "
+                f"{', '.join(missing)}"
+            )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The promotion gate: which holdout metric decides, which way is better, the bar a new
+    model must pass, and the margin by which it must beat the champion."""
+
+    metric: str = "f1"
+    higher_is_better: bool = True
+    bar: float = 0.8
+    margin: float = 0.01
+
+    def passes(self, value: float) -> bool:
+        return value >= self.bar if self.higher_is_better else value <= self.bar
+
+    def beats(self, challenger: float, champion: float) -> bool:
+        if self.higher_is_better:
+            return challenger >= champion + self.margin
+        return challenger <= champion - self.margin
+
+    def explain(self, value: float) -> str:
+        """``holdout f1 0.72 < bar 0.80``: the gate's verdict on one value, for logs."""
+        ok = self.passes(value)
+        sign = (">=" if ok else "<") if self.higher_is_better else ("<=" if ok else ">")
+        return f"holdout {self.metric} {value:.2f} {sign} bar {self.bar:.2f}"
+
+
+@dataclass(frozen=True)
+class DagIds:
+    """The DAG ids of a use case; ``None`` derives one from the use case's name."""
+
+    run: str | None = None
+    """The one-shot run (UI form, REST API): ``<name>``."""
+    daily: str | None = None
+    """The daily ingest-and-validate schedule: ``<name>_daily``."""
+    training: str | None = None
+    """Training on a complete week of validated days: ``<name>_training``."""
+    rollout: str | None = None
+    """Serving actions (canary, promote, rollback, ...): ``<name>_rollout``."""
+
+
+@dataclass(frozen=True)
+class UseCase:
+    """One pipeline, as the core runs it."""
+
+    name: str
+    """``snake_case``; every deployed name derives from it."""
+    title: str
+    table: TableSpec
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    suites: tuple[str, ...] = ()
+    """Great Expectations suites in ``data_checks/<name>/`` (default ``<table>.json``)."""
+    generator: str | None = None
+    """Import path of the deterministic, offline generator of a day of rows."""
+    source_params: Mapping[str, Mapping] = field(default_factory=dict)
+    """Extra trigger-form fields of the ingest DAGs (JSON schema with ``default``, ``title``,
+    ``description``): the generator's knobs."""
+    source_config: str | None = None
+    """Import path of ``f(params) -> dict`` turning those fields into the ingest's keyword
+    arguments."""
+    gate: Gate = field(default_factory=Gate)
+    route_prefix: str | None = None
+    """The Serve route; default ``/<name with dashes>``."""
+    dag_ids: DagIds = field(default_factory=DagIds)
+
+    def __post_init__(self) -> None:
+        if not NAME.match(self.name or ""):
+            raise UseCaseError(
+                f"use case name {self.name!r} is not snake_case (a-z, 0-9, _; 2-48 characters)"
+            )
+        self.table.check(self.name)
+        for path in (self.generator, self.source_config):
+            if path is not None and ":" not in path:
+                raise UseCaseError(
+                    f"use case {self.name}: {path!r} is not an import path 'module:function'"
+                )
+
+    # What the core deploys, named after the use case.
+    @property
+    def run_dag_id(self) -> str:
+        return self.dag_ids.run or self.name
+
+    @property
+    def daily_dag_id(self) -> str:
+        return self.dag_ids.daily or f"{self.name}_daily"
+
+    @property
+    def training_dag_id(self) -> str:
+        return self.dag_ids.training or f"{self.name}_training"
+
+    @property
+    def rollout_dag_id(self) -> str:
+        return self.dag_ids.rollout or f"{self.name}_rollout"
+
+    @property
+    def validated_asset_name(self) -> str:
+        return f"validated_{self.table.name}"
+
+    @property
+    def validated_asset_uri(self) -> str:
+        return f"conveyor://lake/{self.table.name}/validated"
+
+    @property
+    def model_name(self) -> str:
+        return self.name
+
+    @property
+    def serve_app_name(self) -> str:
+        return self.name
+
+    @property
+    def serve_route_prefix(self) -> str:
+        return self.route_prefix or "/" + self.name.replace("_", "-")
+
+    @property
+    def suite_files(self) -> tuple[str, ...]:
+        return self.suites or (f"{self.table.name}.json",)
+
+    @property
+    def dag_tags(self) -> list[str]:
+        return [*self.tags, "conveyor"]

@@ -18,8 +18,8 @@ import time
 import torch
 
 from bench._common import training_config
-from pipelines.data.ingest import ingest_days
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_days
 from ray_jobs.train import run_local
 
 

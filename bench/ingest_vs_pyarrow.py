@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from bench._common import DAY, interleaved, rows_frame
-from pipelines.data.ingest import ingest_day
+from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 
 
 def main() -> None:

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from bench._common import local_ray, training_config
-from pipelines.data.ingest import ingest_days
 from pipelines.ml.model import build_model
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_days
 
 BATCH = 512
 

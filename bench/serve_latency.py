@@ -119,11 +119,11 @@ def _rollout_ratio(target, versions: list[str]) -> tuple[float, int, float, floa
 
 def _model(work: Path, tracking_uri: str) -> tuple[str, Path]:
     from pipelines.data import lake
-    from pipelines.data.ingest import ingest_day
     from pipelines.ml.features import Scaler, feature_matrix
     from pipelines.ml.model import save_model_dir
     from pipelines.ml.registry import register_training
     from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+    from pipelines.usecases.predictive_maintenance.ingest import ingest_day
     from ray_jobs.train import run_local
 
     day = dt.date(2026, 11, 1)

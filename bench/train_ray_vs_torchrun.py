@@ -25,8 +25,8 @@ from pathlib import Path
 
 from bench._common import local_ray, training_config
 from conveyor.processes import free_port
-from pipelines.data.ingest import ingest_days
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_days
 
 
 def run_ray(config: dict, storage: Path, ray_data: bool) -> dict:

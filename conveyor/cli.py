@@ -73,8 +73,8 @@ def generate(
     schema_drift: str = typer.Option("none", help="fault: none, extra_column, missing_column"),
 ):
     """Generate a day of telemetry into a landing-zone file, optionally with faults."""
-    from pipelines.data.ingest import write_landing_file
     from pipelines.usecases.predictive_maintenance.generator import FaultConfig, GeneratorConfig
+    from pipelines.usecases.predictive_maintenance.ingest import write_landing_file
 
     faults = FaultConfig(null_ratio, out_of_range_ratio, duplicate_ratio, schema_drift)
     config = GeneratorConfig(machines=machines, seed=seed)
@@ -98,8 +98,8 @@ def ingest(
     machines: int = typer.Option(50, min=1, help="generator only"),
 ):
     """Load one day into its lake partition (replacing it); the lake is untouched on error."""
-    from pipelines.data.ingest import ingest_day
     from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+    from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 
     settings = get_settings()
     result = ingest_day(

@@ -46,18 +46,19 @@ def ingest_params(use_case: UseCase) -> dict[str, Param]:
     return {"source": source, **own}
 
 
-def source_of(kind: str, settings) -> tuple[str, str]:
-    """(source, table) for ingest: the PostgreSQL URI comes from Connection
-    ``conveyor_telemetry_db`` (its extra ``table`` overrides the default table)."""
+def source_of(kind: str, settings) -> tuple[str, str | None]:
+    """(source, SQL table) for ingest: the PostgreSQL URI comes from Connection
+    ``conveyor_telemetry_db``, whose extra ``table`` names the table to read (default: the
+    lake table's name)."""
     if kind == "generator":
-        return "generator", settings.telemetry_table
+        return "generator", None
     if kind == "landing":
-        return settings.landing, settings.telemetry_table
+        return settings.landing, None
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection("conveyor_telemetry_db")
     uri = conn.get_uri().split("?", 1)[0]
-    return uri, conn.extra_dejson.get("table", settings.telemetry_table)
+    return uri, conn.extra_dejson.get("table")
 
 
 def ingest_with_params(use_case_name: str, days: list[dt.date], params, run_id: str) -> list[str]:
@@ -68,14 +69,20 @@ def ingest_with_params(use_case_name: str, days: list[dt.date], params, run_id: 
 
     use_case = get_use_case(use_case_name)
     settings = get_settings()
-    source, table = source_of(params["source"], settings)
-    extra = import_object(use_case.source_config)(params) if use_case.source_config else {}
+    source, sql_table = source_of(params["source"], settings)
+    if use_case.source_config:
+        extra = import_object(use_case.source_config)(params)
+    elif use_case.generator:
+        extra = {"generate": import_object(use_case.generator)}
+    else:
+        extra = {}
     results = ingest_days(
         days,
         settings.lake,
+        table=use_case.table,
         source=source,
         landing_root=settings.landing,
-        table=table,
+        sql_table=sql_table,
         run_id=run_id,
         **extra,
     )

@@ -1,10 +1,11 @@
-"""Make a source's rows conform to the telemetry contract before they reach the lake.
+"""Make a source's rows conform to their table's schema (a use case's ``TableSpec``) before
+they reach the lake.
 
 Every source (landing files, PostgreSQL, the generator) ends here, so the rules are the same
 for all: required columns must exist (a missing one is an error naming it), values are cast to
 the declared types (a value that does not fit is an error naming the column), unknown columns
 are reported and dropped, exact duplicate rows are dropped and counted, and rows are sorted by
-(machine_id, timestamp) so the same input always gives the same partition bytes.
+the table's key so the same input always gives the same partition bytes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,30 @@ from dataclasses import asdict, dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.usecases.predictive_maintenance.schema import KEY_COLUMNS, arrow_schema
+from pipelines.usecase import TableSpec
+
+ARROW_TYPES = {
+    "string": pa.string(),
+    "datetime64[us, UTC]": pa.timestamp("us", tz="UTC"),
+    "float64": pa.float64(),
+    "float32": pa.float32(),
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "bool": pa.bool_(),
+    "binary": pa.binary(),
+}
+"""The pandas dtypes a ``TableSpec.schema`` may name, as Arrow types in the lake."""
+
+
+def arrow_schema(spec: TableSpec) -> pa.Schema:
+    """The lake's Arrow schema of a table; an undeclared dtype is an error naming it."""
+    fields = []
+    for name, dtype in spec.schema.items():
+        if dtype not in ARROW_TYPES:
+            known = ", ".join(ARROW_TYPES)
+            raise ValueError(f"table {spec.name}: column {name} has dtype {dtype!r} ({known})")
+        fields.append(pa.field(name, ARROW_TYPES[dtype]))
+    return pa.schema(fields)
 
 
 class SourceError(ValueError):
@@ -52,9 +76,9 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def conform(tables: list[tuple[str, pa.Table]]) -> tuple[pa.Table, ConformReport]:
-    """Conform each (origin, table), concatenate, de-duplicate and sort."""
-    schema = arrow_schema()
+def conform(tables: list[tuple[str, pa.Table]], spec: TableSpec) -> tuple[pa.Table, ConformReport]:
+    """Conform each (origin, table) to ``spec``, concatenate, de-duplicate and sort by key."""
+    schema = arrow_schema(spec)
     report = ConformReport()
     conformed = []
     for origin, table in tables:
@@ -72,7 +96,7 @@ def conform(tables: list[tuple[str, pa.Table]]) -> tuple[pa.Table, ConformReport
     if report.rows_read == 0:
         origins = ", ".join(origin for origin, _ in tables)
         raise SourceError(f"{origins}: no rows")
-    table, report.duplicates_dropped = _sorted_unique(pa.concat_tables(conformed))
+    table, report.duplicates_dropped = _sorted_unique(pa.concat_tables(conformed), spec.key)
     report.rows = table.num_rows
     return table, report
 
@@ -82,23 +106,35 @@ def _adjacent(column: pa.ChunkedArray, op: str) -> pa.Array:
     return getattr(pc, op)(values[:-1], values[1:])
 
 
-def _sorted_unique(table: pa.Table) -> tuple[pa.Table, int]:
+def _sorted_unique(table: pa.Table, key: tuple[str, ...]) -> tuple[pa.Table, int]:
     """Sort by key and drop exact duplicate rows, in O(n) when the input already is sorted and
     has unique keys (the usual case); the full de-duplication only runs when keys repeat."""
-    keys = [(c, "ascending") for c in KEY_COLUMNS]
+    order = [(c, "ascending") for c in key]
     if table.num_rows < 2:
         return table, 0
-    mid, ts = table.column("machine_id"), table.column("timestamp")
-    in_order = pc.or_(
-        _adjacent(mid, "less"),
-        pc.and_(_adjacent(mid, "equal"), _adjacent(ts, "less_equal")),
-    )
-    if not pc.all(in_order, skip_nulls=False).as_py():
-        table = table.sort_by(keys)
-        mid, ts = table.column("machine_id"), table.column("timestamp")
-    repeated = pc.and_(_adjacent(mid, "equal"), _adjacent(ts, "equal"))
+    if not pc.all(_in_key_order(table, key), skip_nulls=False).as_py():
+        table = table.sort_by(order)
+    repeated = _all(_adjacent(table.column(c), "equal") for c in key)
     if not pc.any(repeated).as_py():
         return table, 0
     unique = table.group_by(table.column_names, use_threads=False).aggregate([])
-    unique = unique.select(table.column_names).sort_by(keys)
+    unique = unique.select(table.column_names).sort_by(order)
     return unique, table.num_rows - unique.num_rows
+
+
+def _in_key_order(table: pa.Table, key: tuple[str, ...]) -> pa.Array:
+    """Row i <= row i+1 in the key's lexicographic order, for each adjacent pair."""
+    *leading, last = key
+    result = _adjacent(table.column(last), "less_equal")
+    for name in reversed(leading):
+        column = table.column(name)
+        result = pc.or_(_adjacent(column, "less"), pc.and_(_adjacent(column, "equal"), result))
+    return result
+
+
+def _all(arrays) -> pa.Array:
+    arrays = list(arrays)
+    result = arrays[0]
+    for array in arrays[1:]:
+        result = pc.and_(result, array)
+    return result

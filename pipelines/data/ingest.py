@@ -1,10 +1,10 @@
-"""Ingestion: one day of telemetry from a source into its lake partition.
+"""Ingestion: one day of a use case's table from a source into its lake partition.
 
-Sources: the built-in ``generator`` (with optional fault injection), landing-zone files under
-the landing root, or a PostgreSQL table read for the day's timestamp window. Every source's
-rows pass through ``pipelines.data.conform`` and are committed atomically; bad input raises
-``SourceError`` with one line naming the file or table and the cause, and leaves the lake as it
-was. Landing files are never moved or deleted.
+Sources: the use case's generator (``DayGenerator``), landing-zone files under the landing
+root, or a PostgreSQL table read for the day's window of the time column. Every source's rows
+pass through ``pipelines.data.conform`` with the table's spec and are committed atomically;
+bad input raises ``SourceError`` with one line naming the file or table and the cause, and
+leaves the lake as it was. Landing files are never moved or deleted.
 """
 
 from __future__ import annotations
@@ -13,19 +13,23 @@ import datetime as dt
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pipelines.data import lake
 from pipelines.data.conform import conform
-from pipelines.usecases.predictive_maintenance.generator import (
-    FaultConfig,
-    GeneratorConfig,
-    generate_day,
-    inject_faults,
-)
+from pipelines.usecase import TableSpec
 
 log = logging.getLogger(__name__)
 
 GENERATOR = "generator"
+
+
+class DayGenerator(Protocol):
+    """A use case's generator of one day of rows, and what the manifest records of it."""
+
+    def __call__(self, day: dt.date): ...  # -> pandas.DataFrame
+
+    def describe(self) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -44,34 +48,32 @@ def day_window(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=1)
 
 
-def _from_generator(day, generator, faults):
+def _from_generator(day, generate: DayGenerator | None):
     import pyarrow as pa
 
-    cfg = generator or GeneratorConfig()
-    frame = generate_day(day, cfg)
-    if faults is not None and faults.any:
-        frame = inject_faults(frame, faults, seed=cfg.seed)
-    origin = {"generator": asdict(cfg), "faults": asdict(faults or FaultConfig())}
-    return [(GENERATOR, pa.Table.from_pandas(frame, preserve_index=False))], [origin]
+    if generate is None:
+        raise ValueError("ingest: the generator source needs the use case's generator")
+    frame = generate(day)
+    return [(GENERATOR, pa.Table.from_pandas(frame, preserve_index=False))], [generate.describe()]
 
 
-def _from_postgres(day, uri, table):
+def _from_postgres(day, uri, sql_table, spec):
     from pipelines.data.sources.postgres import read_window, redact
 
     start, end = day_window(day)
-    origin = f"{redact(uri)} table {table}"
-    rows = read_window(uri, table, start, end)
+    origin = f"{redact(uri)} table {sql_table}"
+    rows = read_window(uri, sql_table, start, end, spec)
     return [(origin, rows)], [
-        {"table": table, "uri": redact(uri), "window": [str(start), str(end)]}
+        {"table": sql_table, "uri": redact(uri), "window": [str(start), str(end)]}
     ]
 
 
-def _from_landing(day, source, landing_root):
+def _from_landing(day, source, landing_root, spec):
     from pipelines.data.sources.files import read_landing
 
     if landing_root is None:
         raise ValueError("ingest: a landing-zone source needs a landing root")
-    tables, files = read_landing(source, landing_root, day)
+    tables, files = read_landing(source, landing_root, day, spec)
     return tables, [f.as_dict() for f in files]
 
 
@@ -79,28 +81,29 @@ def ingest_day(
     day: dt.date,
     lake_root: str,
     *,
+    table: TableSpec,
     source: str = GENERATOR,
+    generate: DayGenerator | None = None,
     landing_root: str | Path | None = None,
-    table: str = "telemetry",
-    generator: GeneratorConfig | None = None,
-    faults: FaultConfig | None = None,
+    sql_table: str | None = None,
     run_id: str | None = None,
 ) -> IngestResult:
-    """Load ``day`` from ``source`` into its lake partition and return the manifest.
+    """Load ``day`` of ``table`` from ``source`` into its lake partition; return the manifest.
 
-    ``source`` is ``"generator"``, a ``postgresql://`` URI (``table`` is read for the day's
-    window), or a landing path (absolute, or relative to ``landing_root``, and inside it).
-    Idempotent: the partition is replaced, so the same day and source give the same partition.
+    ``source`` is ``"generator"`` (``generate``), a ``postgresql://`` URI (``sql_table``, by
+    default the lake table's name, is read for the day's window), or a landing path (absolute,
+    or relative to ``landing_root``, and inside it). Idempotent: the partition is replaced, so
+    the same day and source give the same partition.
     """
     from pipelines.data.sources.postgres import is_postgres_uri
 
     if source == GENERATOR:
-        tables, sources = _from_generator(day, generator, faults)
+        tables, sources = _from_generator(day, generate)
     elif is_postgres_uri(source):
-        tables, sources = _from_postgres(day, source, table)
+        tables, sources = _from_postgres(day, source, sql_table or table.name, table)
     else:
-        tables, sources = _from_landing(day, source, landing_root)
-    rows, report = conform(tables)
+        tables, sources = _from_landing(day, source, landing_root, table)
+    rows, report = conform(tables, table)
     if report.unknown_columns:
         log.warning("ignored unknown column(s) %s", ", ".join(report.unknown_columns))
     if report.duplicates_dropped:
@@ -113,8 +116,9 @@ def ingest_day(
         source=tables[0][0] if len(tables) == 1 else f"{len(tables)} files",
         run_id=run_id,
         report=report.as_dict(),
+        table_name=table.name,
     )
-    partition = lake.partition_dir(lake_root, day)
+    partition = lake.partition_dir(lake_root, day, table.name)
     log.info("ingested date=%s rows=%d partition=%s", day, manifest.rows, partition)
     return IngestResult(day.isoformat(), manifest.rows, partition, manifest.as_dict())
 
@@ -143,33 +147,3 @@ def days_to_ingest(
 def ingest_days(days: list[dt.date], lake_root: str, **kwargs) -> list[IngestResult]:
     """A backfill: one partition per date, each replaced independently."""
     return [ingest_day(day, lake_root, **kwargs) for day in days]
-
-
-def write_landing_file(
-    day: dt.date,
-    out_dir: str | Path,
-    config: GeneratorConfig | None = None,
-    fmt: str = "parquet",
-    faults: FaultConfig | None = None,
-) -> dict:
-    """Generate ``day`` into a landing-zone file (parquet, csv, csv.gz, jsonl or jsonl.gz), as
-    an IoT gateway would drop it."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    frame = generate_day(day, config)
-    if faults is not None and faults.any:
-        frame = inject_faults(frame, faults, seed=(config or GeneratorConfig()).seed)
-    path = out / f"telemetry-{day.isoformat()}.{fmt}"
-    if fmt == "parquet":
-        frame.to_parquet(path, index=False)
-    elif fmt in ("csv", "csv.gz"):
-        text = frame.assign(timestamp=frame["timestamp"].map(lambda t: t.isoformat()))
-        text.to_csv(path, index=False, compression="gzip" if fmt.endswith(".gz") else None)
-    elif fmt in ("jsonl", "jsonl.gz"):
-        text = frame.assign(timestamp=frame["timestamp"].map(lambda t: t.isoformat()))
-        text.to_json(
-            path, orient="records", lines=True, compression="gzip" if fmt.endswith(".gz") else None
-        )
-    else:
-        raise ValueError(f"landing format must be parquet, csv, csv.gz, jsonl or jsonl.gz: {fmt}")
-    return {"date": day.isoformat(), "rows": len(frame), "path": str(path)}

@@ -1,6 +1,7 @@
-"""The telemetry lake: Parquet, hive-style partitions, one manifest per partition.
+"""The lake: Parquet, hive-style partitions, one manifest per partition, one folder per table
+(a use case's ``TableSpec.name``).
 
-Layout: ``<root>/telemetry/date=YYYY-MM-DD/{part-<id>.parquet,_manifest.json}``. The root is a
+Layout: ``<root>/<table>/date=YYYY-MM-DD/{part-<id>.parquet,_manifest.json}``. The root is a
 local path or any fsspec URL (``s3://bucket/lake`` when credentials are set).
 
 Commit protocol (the same on a local disk and on an object store):
@@ -35,6 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TABLE = "telemetry"
+"""The table a call names when it names none: predictive maintenance's, until every reader
+of the lake takes its use case's table (issue 21)."""
 MANIFEST_FILE = "_manifest.json"
 QUARANTINE = "_quarantine"
 
@@ -107,12 +110,14 @@ def write_partition(
     source: str = "",
     run_id: str | None = None,
     report: dict | None = None,
+    table_name: str = TABLE,
 ) -> Manifest:
-    """Replace the partition of ``day`` with ``table`` (an Arrow table) and return its manifest."""
+    """Replace the partition of ``day`` of lake table ``table_name`` with ``table`` (an Arrow
+    table) and return its manifest."""
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
     fs, _ = _fs(root)
-    target = _fs(partition_dir(root, day))[1]
+    target = _fs(partition_dir(root, day, table_name))[1]
     fs.makedirs(target, exist_ok=True)
     payload = table_bytes(table)
     sha = hashlib.sha256(payload).hexdigest()
@@ -161,25 +166,27 @@ def _writers_take_turns(fs: fsspec.AbstractFileSystem, target: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def read_manifest(root: str | os.PathLike, day: dt.date) -> Manifest:
+def read_manifest(root: str | os.PathLike, day: dt.date, table: str = TABLE) -> Manifest:
     fs, _ = _fs(root)
-    path = f"{_fs(partition_dir(root, day))[1]}/{MANIFEST_FILE}"
+    path = f"{_fs(partition_dir(root, day, table))[1]}/{MANIFEST_FILE}"
     if not fs.exists(path):
         raise FileNotFoundError(f"lake: no committed partition for {day} (missing {path})")
     return Manifest(**json.loads(fs.cat_file(path)))
 
 
-def data_path(root: str | os.PathLike, day: dt.date) -> str:
+def data_path(root: str | os.PathLike, day: dt.date, table: str = TABLE) -> str:
     """The committed data file of ``day`` (in the root's own form)."""
-    return f"{partition_dir(root, day)}/{read_manifest(root, day).data_file}"
+    return f"{partition_dir(root, day, table)}/{read_manifest(root, day, table).data_file}"
 
 
-def read_committed(root: str | os.PathLike, day: dt.date) -> tuple[pa.Table, Manifest]:
+def read_committed(
+    root: str | os.PathLike, day: dt.date, table: str = TABLE
+) -> tuple[pa.Table, Manifest]:
     """The committed partition of ``day`` and the manifest of the very file that was read
     (its ``sha256`` identifies the rows, e.g. in a validation result)."""
     for attempt in range(3):
-        manifest = read_manifest(root, day)
-        fs, path = _fs(f"{partition_dir(root, day)}/{manifest.data_file}")
+        manifest = read_manifest(root, day, table)
+        fs, path = _fs(f"{partition_dir(root, day, table)}/{manifest.data_file}")
         try:
             with fs.open(path, "rb") as handle:
                 return pq.read_table(handle), manifest
@@ -190,24 +197,24 @@ def read_committed(root: str | os.PathLike, day: dt.date) -> tuple[pa.Table, Man
             # manifest: read it again.
 
 
-def read_table(root: str | os.PathLike, day: dt.date) -> pa.Table:
-    return read_committed(root, day)[0]
+def read_table(root: str | os.PathLike, day: dt.date, table: str = TABLE) -> pa.Table:
+    return read_committed(root, day, table)[0]
 
 
-def read_partition(root: str | os.PathLike, day: dt.date):
+def read_partition(root: str | os.PathLike, day: dt.date, table: str = TABLE):
     """The committed partition of ``day`` as a pandas DataFrame."""
-    return read_table(root, day).to_pandas()
+    return read_table(root, day, table).to_pandas()
 
 
-def committed_dates(root: str | os.PathLike) -> list[dt.date]:
+def committed_dates(root: str | os.PathLike, table: str = TABLE) -> list[dt.date]:
     """Every date with a committed (manifest-bearing) partition, oldest first."""
     fs, base = _fs(root)
-    manifests = fs.glob(f"{base}/{TABLE}/date=*/{MANIFEST_FILE}")
+    manifests = fs.glob(f"{base}/{table}/date=*/{MANIFEST_FILE}")
     dates = [dt.date.fromisoformat(m.split("date=")[-1].split("/")[0]) for m in manifests]
     return sorted(dates)
 
 
-def week_partitions(root: str | os.PathLike, week_key: str) -> list[str]:
+def week_partitions(root: str | os.PathLike, week_key: str, table: str = TABLE) -> list[str]:
     """The seven committed days (YYYY-MM-DD) of the ISO week starting on ``week_key``'s
     Monday (``2026-11-23`` or ``2026-11-23 (W48)``); a one-line error when a day is missing."""
     try:
@@ -217,7 +224,7 @@ def week_partitions(root: str | os.PathLike, week_key: str) -> list[str]:
     if monday.weekday() != 0:
         raise ValueError(f"week {week_key!r}: {monday} is not a Monday")
     days = [monday + dt.timedelta(days=i) for i in range(7)]
-    missing = sorted(set(days) - set(committed_dates(root)))
+    missing = sorted(set(days) - set(committed_dates(root, table)))
     if missing:
         raise ValueError(
             f"week {week_key!r}: no committed partition for {', '.join(map(str, missing))}"
@@ -225,12 +232,16 @@ def week_partitions(root: str | os.PathLike, week_key: str) -> list[str]:
     return [d.isoformat() for d in days]
 
 
-def partition_files(root: str | os.PathLike, days: list[dt.date]) -> list[str]:
-    return [data_path(root, day) for day in days]
+def partition_files(root: str | os.PathLike, days: list[dt.date], table: str = TABLE) -> list[str]:
+    return [data_path(root, day, table) for day in days]
 
 
 def quarantine_partition(
-    root: str | os.PathLike, day: dt.date, attachments: dict[str, bytes], run_id: str | None
+    root: str | os.PathLike,
+    day: dt.date,
+    attachments: dict[str, bytes],
+    run_id: str | None,
+    table: str = TABLE,
 ) -> str:
     """Move the partition of ``day`` out of the lake into ``<root>/_quarantine/...``.
 
@@ -239,11 +250,12 @@ def quarantine_partition(
     data in neither place. Returns the quarantine location.
     """
     fs, _ = _fs(root)
-    source = _fs(partition_dir(root, day))[1]
-    manifest = read_manifest(root, day)
+    source = _fs(partition_dir(root, day, table))[1]
+    manifest = read_manifest(root, day, table)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     label = f"{stamp}-{run_id}" if run_id else stamp
-    where = partition_dir(f"{str(root).rstrip('/')}/{QUARANTINE}", day) + f"/{_safe(label)}"
+    where = partition_dir(f"{str(root).rstrip('/')}/{QUARANTINE}", day, table)
+    where += f"/{_safe(label)}"
     dest = _fs(where)[1]
     fs.makedirs(dest, exist_ok=True)
     _put(fs, f"{dest}/{manifest.data_file}", fs.cat_file(f"{source}/{manifest.data_file}"))

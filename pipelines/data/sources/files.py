@@ -21,8 +21,8 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from pipelines.data.conform import SourceError
-from pipelines.usecases.predictive_maintenance.schema import arrow_schema
+from pipelines.data.conform import SourceError, arrow_schema
+from pipelines.usecase import TableSpec
 
 FORMATS = {
     ".csv": "csv",
@@ -85,13 +85,14 @@ def day_files(source: Path, day: dt.date) -> list[Path]:
     return found
 
 
-def _csv_types(header: list[str]) -> dict:
-    """Declared types for the known columns; the timestamp type has a zone, so Arrow rejects a
-    timestamp without an offset instead of guessing one."""
-    return {f.name: f.type for f in arrow_schema() if f.name in header}
+def _csv_types(header: list[str], schema: pa.Schema) -> dict:
+    """The table's declared types for its columns in the header (no other table's); the
+    timestamp type has a zone, so Arrow rejects a timestamp without an offset instead of
+    guessing one."""
+    return {f.name: f.type for f in schema if f.name in header}
 
 
-def _read_csv(path: Path, raw: pa.Buffer) -> pa.Table:
+def _read_csv(path: Path, raw: pa.Buffer, schema: pa.Schema) -> pa.Table:
     head = raw.slice(0, min(raw.size, 1 << 16)).to_pybytes()
     first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
     if "," not in first:
@@ -99,7 +100,9 @@ def _read_csv(path: Path, raw: pa.Buffer) -> pa.Table:
         hint = f" (found {sep!r}: wrong delimiter?)" if sep else ""
         raise SourceError(f"{path}: header has no comma-separated columns{hint}")
     header = first.strip().split(",")
-    options = pacsv.ConvertOptions(column_types=_csv_types(header), strings_can_be_null=False)
+    options = pacsv.ConvertOptions(
+        column_types=_csv_types(header, schema), strings_can_be_null=False
+    )
     try:
         return pacsv.read_csv(pa.BufferReader(raw), convert_options=options)
     except pa.ArrowInvalid as exc:
@@ -113,26 +116,29 @@ def _read_csv(path: Path, raw: pa.Buffer) -> pa.Table:
         raise SourceError(f"{path}: {message}") from exc
 
 
-def _read_jsonl(path: Path, raw: pa.Buffer) -> pa.Table:
+def _read_jsonl(path: Path, raw: pa.Buffer, schema: pa.Schema) -> pa.Table:
     try:  # Arrow's JSON reader does not check the encoding; the CSV reader does
         str(memoryview(raw), "utf-8")
     except UnicodeDecodeError as exc:
         raise SourceError(f"{path}: not UTF-8 text (byte {exc.start}: wrong encoding?)") from exc
+    # Timestamps stay strings here: conform parses them, and refuses one without a zone.
+    stamps = [(f.name, pa.string()) for f in schema if pa.types.is_timestamp(f.type)]
     options = pajson.ParseOptions(
-        explicit_schema=pa.schema([("timestamp", pa.string())]), unexpected_field_behavior="infer"
+        explicit_schema=pa.schema(stamps), unexpected_field_behavior="infer"
     )
     return pajson.read_json(pa.BufferReader(raw), parse_options=options)
 
 
-def _read_parquet(path: Path, raw: pa.Buffer) -> pa.Table:
+def _read_parquet(path: Path, raw: pa.Buffer, schema: pa.Schema) -> pa.Table:
     return pq.read_table(pa.BufferReader(raw))
 
 
 READERS = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}
 
 
-def read_file(path: Path) -> tuple[pa.Table, SourceFile]:
-    """One landing file as an Arrow table, with its checksum for the manifest."""
+def read_file(path: Path, schema: pa.Schema) -> tuple[pa.Table, SourceFile]:
+    """One landing file of a table with ``schema`` as an Arrow table, with its checksum for
+    the manifest."""
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: file is empty")
     # Memory-mapped: the checksum and the parser read the page cache, with no copy.
@@ -147,14 +153,14 @@ def read_file(path: Path) -> tuple[pa.Table, SourceFile]:
     # Hash while Arrow parses: both release the GIL, so the checksum costs no wall time.
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(lambda: hashlib.sha256(memoryview(data)).hexdigest())
-        table = _parse(path, fmt, raw)
+        table = _parse(path, fmt, raw, schema)
         meta = SourceFile(str(path), digest.result(), data.size)
     return table, meta
 
 
-def _parse(path: Path, fmt: str, raw: pa.Buffer) -> pa.Table:
+def _parse(path: Path, fmt: str, raw: pa.Buffer, schema: pa.Schema) -> pa.Table:
     try:
-        return READERS[fmt](path, raw)
+        return READERS[fmt](path, raw, schema)
     except SourceError:
         raise
     except (pa.ArrowException, ValueError, OSError) as exc:
@@ -164,12 +170,14 @@ def _parse(path: Path, fmt: str, raw: pa.Buffer) -> pa.Table:
         raise SourceError(f"{path}: unreadable {fmt} ({message})") from exc
 
 
-def read_landing(source: str | Path, landing_root: str | Path, day: dt.date):
-    """The day's tables under ``source`` as (origin, table) pairs, and the files they came from."""
+def read_landing(source: str | Path, landing_root: str | Path, day: dt.date, spec: TableSpec):
+    """The day's tables of ``spec`` under ``source`` as (origin, table) pairs, and the files
+    they came from."""
     files = day_files(resolve_in_landing(source, landing_root), day)
+    schema = arrow_schema(spec)
     tables, metas = [], []
     for path in files:
-        table, meta = read_file(path)
+        table, meta = read_file(path, schema)
         tables.append((str(path), table))
         metas.append(meta)
     return tables, metas

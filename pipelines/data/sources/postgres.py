@@ -1,6 +1,7 @@
-"""A PostgreSQL telemetry table, read incrementally: one data interval's timestamp window.
+"""A PostgreSQL table of a use case's rows, read incrementally: one data interval's window of
+its time column.
 
-The query selects ``start <= timestamp < end`` only, so each run reads exactly its interval and
+The query selects ``start <= <time column> < end`` only, so each run reads exactly its interval and
 a re-run reads the same rows. The table name is quoted as an identifier, never formatted into
 SQL. In the DAG the URI comes from the Airflow Connection ``conveyor_telemetry_db``; on the CLI
 it is given directly.
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow as pa
 
 from pipelines.data.conform import SourceError
-from pipelines.usecases.predictive_maintenance.schema import SCHEMA
+from pipelines.usecase import TableSpec
 
 URI_SCHEMES = ("postgresql", "postgres")
 
@@ -31,23 +32,26 @@ def redact(uri: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def read_window(uri: str, table: str, start: dt.datetime, end: dt.datetime) -> pa.Table:
-    """Rows of ``table`` with ``start <= timestamp < end`` (timezone-aware bounds)."""
+def read_window(
+    uri: str, sql_table: str, start: dt.datetime, end: dt.datetime, spec: TableSpec
+) -> pa.Table:
+    """The columns of ``spec`` in the rows of ``sql_table`` with ``start <= <time column> <
+    end`` (timezone-aware bounds), in key order."""
     import psycopg
     from psycopg import sql
 
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("postgres window bounds must be timezone-aware")
-    columns = list(SCHEMA)
+    columns = list(spec.schema)
     query = sql.SQL(
-        "SELECT {cols} FROM {table} WHERE {ts} >= %s AND {ts} < %s ORDER BY {mid}, {ts}"
+        "SELECT {cols} FROM {table} WHERE {ts} >= %s AND {ts} < %s ORDER BY {key}"
     ).format(
         cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-        table=sql.Identifier(*table.split(".")),
-        ts=sql.Identifier("timestamp"),
-        mid=sql.Identifier("machine_id"),
+        table=sql.Identifier(*sql_table.split(".")),
+        ts=sql.Identifier(spec.time_column),
+        key=sql.SQL(", ").join(sql.Identifier(c) for c in spec.key),
     )
-    origin = f"{redact(uri)} table {table}"
+    origin = f"{redact(uri)} table {sql_table}"
     try:
         with psycopg.connect(
             uri.replace("postgres://", "postgresql://", 1), connect_timeout=10

@@ -18,7 +18,7 @@ so re-ingesting a day gives byte-identical data.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -167,3 +167,21 @@ def inject_faults(frame: pd.DataFrame, faults: FaultConfig, seed: int = 0) -> pd
     elif faults.schema_drift == "missing_column":
         out = out.drop(columns=["torque_nm"])
     return out
+
+
+@dataclass(frozen=True)
+class GeneratedDays:
+    """The generator as the core's ingest calls it (``pipelines.data.ingest.DayGenerator``):
+    a day of telemetry, with the faults injected, and what the manifest records of it."""
+
+    config: GeneratorConfig = GeneratorConfig()
+    faults: FaultConfig = FaultConfig()
+
+    def __call__(self, day: dt.date) -> pd.DataFrame:
+        frame = generate_day(day, self.config)
+        if self.faults.any:
+            frame = inject_faults(frame, self.faults, seed=self.config.seed)
+        return frame
+
+    def describe(self) -> dict:
+        return {"generator": asdict(self.config), "faults": asdict(self.faults)}

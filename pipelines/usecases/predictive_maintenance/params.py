@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pipelines.usecases.predictive_maintenance.generator import FaultConfig, GeneratorConfig
+from pipelines.usecases.predictive_maintenance.generator import (
+    FaultConfig,
+    GeneratedDays,
+    GeneratorConfig,
+)
 
 
 def source_config(params: Mapping) -> dict:
-    """``ingest_days`` keyword arguments from a run's Params (machines, injected faults)."""
-    return {
-        "generator": GeneratorConfig(machines=params["machines"]),
-        "faults": FaultConfig(**params["faults"]),
-    }
+    """``pipelines.data.ingest.ingest_day`` keyword arguments from a run's Params: the
+    generator with its machines and injected faults."""
+    config = GeneratorConfig(machines=params["machines"])
+    return {"generate": GeneratedDays(config, FaultConfig(**params["faults"]))}

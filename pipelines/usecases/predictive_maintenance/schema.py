@@ -32,15 +32,3 @@ PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
 KEY_COLUMNS: tuple[str, ...] = ("machine_id", "timestamp")
 """One reading per machine per timestamp."""
 
-
-def arrow_schema():
-    """The lake's Arrow schema (imported lazily: this module stays import-light)."""
-    import pyarrow as pa
-
-    types = {
-        "string": pa.string(),
-        "datetime64[us, UTC]": pa.timestamp("us", tz="UTC"),
-        "float64": pa.float64(),
-        "int64": pa.int64(),
-    }
-    return pa.schema([pa.field(name, types[dtype]) for name, dtype in SCHEMA.items()])

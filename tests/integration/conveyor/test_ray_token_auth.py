@@ -24,7 +24,6 @@ from conveyor.processes import StackError, free_port, stop, wait_until
 from conveyor.stack import start_ray
 from conveyor_provider.hooks.ray_jobs import RayJobsHook
 from conveyor_provider.operators.ray_job import DEFAULT_EXCLUDES, PROJECT_ROOT
-from pipelines.data.ingest import ingest_days
 from pipelines.ml.registry import register_training
 from pipelines.ray_auth import auth_headers, find_ray_token
 from pipelines.serving.admin import ServeAdmin
@@ -33,6 +32,7 @@ from pipelines.serving.rollout import deploy
 from pipelines.serving.target import target_from_settings
 from pipelines.settings import ConveyorSettings
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_days
 
 pytestmark = pytest.mark.integration
 

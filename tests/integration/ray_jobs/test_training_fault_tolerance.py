@@ -13,8 +13,8 @@ import pytest
 
 from conveyor.processes import RAY_GRACE_S, spawn, stop, wait_until
 from conveyor_provider.hooks.ray_jobs import RayJobsHook
-from pipelines.data.ingest import ingest_days
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_days
 
 pytestmark = pytest.mark.integration
 

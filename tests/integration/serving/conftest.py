@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from pipelines.data import lake
-from pipelines.data.ingest import ingest_day
 from pipelines.ml.features import Scaler, feature_matrix
 from pipelines.ml.model import save_model_dir
 from pipelines.ml.registry import register_training
@@ -20,6 +19,7 @@ from pipelines.serving.admin import ServeAdmin
 from pipelines.serving.rollout import deploy
 from pipelines.serving.target import target_from_settings
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 from ray_jobs.train import run_local
 
 DAY = dt.date(2026, 11, 3)

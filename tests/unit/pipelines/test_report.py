@@ -1,9 +1,9 @@
 import datetime as dt
 import json
 
-from pipelines.data.ingest import ingest_day
 from pipelines.report import write_run_report
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 
 DAY = dt.date(2026, 11, 1)
 

@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 
 from conveyor_provider.operators.validation import DataValidationOperator
 from pipelines.data import lake
-from pipelines.data.ingest import ingest_day
 from pipelines.settings import get_settings
 from pipelines.usecases.predictive_maintenance.generator import FaultConfig, GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 
 SMALL = GeneratorConfig(machines=3, minutes=120)
 GOOD, BAD = dt.date(2026, 11, 1), dt.date(2026, 11, 2)

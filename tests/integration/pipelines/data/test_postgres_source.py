@@ -9,8 +9,8 @@ import pytest
 
 from pipelines.data import lake
 from pipelines.data.conform import SourceError
-from pipelines.data.ingest import ingest_day
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig, generate_day
+from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 from pipelines.usecases.predictive_maintenance.schema import SCHEMA
 
 pytestmark = pytest.mark.integration

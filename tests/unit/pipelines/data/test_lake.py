@@ -11,8 +11,8 @@ import fsspec
 import pytest
 
 from pipelines.data import lake
-from pipelines.data.ingest import ingest_day, ingest_days
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_day, ingest_days
 
 DAY = dt.date(2026, 11, 2)
 SMALL = GeneratorConfig(machines=3, minutes=120)

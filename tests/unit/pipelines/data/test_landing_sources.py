@@ -14,8 +14,8 @@ import pytest
 
 from pipelines.data import lake
 from pipelines.data.conform import SourceError
-from pipelines.data.ingest import ingest_day, write_landing_file
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig, generate_day
+from pipelines.usecases.predictive_maintenance.ingest import ingest_day, write_landing_file
 
 DAY = dt.date(2026, 11, 2)
 SMALL = GeneratorConfig(machines=3, minutes=60)

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from pipelines.data import lake
-from pipelines.data.ingest import ingest_day
 from pipelines.data.validation import (
     ValidationFailed,
     passed_dates,
@@ -20,6 +19,7 @@ from pipelines.usecases.predictive_maintenance.generator import (
     GeneratorConfig,
     generate_day,
 )
+from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 
 DAY = dt.date(2026, 11, 3)
 SMALL = GeneratorConfig(machines=6, minutes=240)

@@ -6,10 +6,10 @@ import datetime as dt
 import numpy as np
 
 from pipelines.data import lake
-from pipelines.data.ingest import ingest_day
 from pipelines.ml.features import FEATURE_NAMES, INPUT_COLUMNS, feature_matrix, record_columns
 from pipelines.serving.client import SAMPLE_RECORDS
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 
 
 def test_records_give_the_same_features_as_the_lake_frame(tmp_path):

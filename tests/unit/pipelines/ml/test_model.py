@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.data.ingest import ingest_day
 from pipelines.ml.features import FEATURE_NAMES, Scaler, feature_matrix
 from pipelines.ml.model import WEIGHTS_FILE, LoadedModel, save_model_dir
 from pipelines.serving.client import SAMPLE_RECORDS
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 from ray_jobs.train import run_local
 
 

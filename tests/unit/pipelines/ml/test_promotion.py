@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from pipelines.data import lake
-from pipelines.data.ingest import ingest_days
 from pipelines.ml.evaluation import TimeSplit, choose_threshold
 from pipelines.ml.features import Scaler, feature_matrix, target_vector
 from pipelines.ml.model import LoadedModel, build_model, save_model_dir
 from pipelines.ml.promotion import champion_version, promote
 from pipelines.ml.registry import register_training
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.ingest import ingest_days
 from ray_jobs.train import run_local
 
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2)]

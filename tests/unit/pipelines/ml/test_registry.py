@@ -37,9 +37,9 @@ def test_a_version_is_found_again_by_what_it_was_trained_on(tmp_path, monkeypatc
     inputs find the version (a rerun reuses it); new rows or other hyperparameters do not."""
     import datetime as dt
 
-    from pipelines.data.ingest import ingest_day
     from pipelines.ml.registry import find_trained_version, training_fingerprint
     from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+    from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 
     monkeypatch.chdir(tmp_path)
     lake_root = str(tmp_path / "lake")

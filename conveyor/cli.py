@@ -118,13 +118,21 @@ def ingest(
 def validate(
     date: str = typer.Option(..., help="partition date, YYYY-MM-DD"),
     lake: str | None = typer.Option(None, help="lake root (default: settings)"),
+    use_case: str = USE_CASE_OPTION,
 ):
     """Validate a partition: exit 0 on pass; on a critical failure exit 1 and quarantine it."""
-    from pipelines.data.validation import ValidationFailed, validate_partition
+    from pipelines.catalog import get_use_case
+    from pipelines.data.validation import ValidationFailed, suite_path_for, validate_partition
 
-    settings = get_settings()
+    settings, spec = get_settings(), get_use_case(use_case)
     try:
-        report = validate_partition(lake or settings.lake, _date(date), settings.validation_dir)
+        report = validate_partition(
+            lake or settings.lake,
+            _date(date),
+            settings.validation_dir / spec.name,
+            suite_path_for(spec),
+            table=spec.table.name,
+        )
     except ValidationFailed as exc:
         _emit(exc.report.as_dict())
         typer.echo(f"conveyor validate: {exc}", err=True)

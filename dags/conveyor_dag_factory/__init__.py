@@ -116,7 +116,7 @@ def build_run_dag(use_case: UseCase) -> DAG:
             )
             return ingest_with_params(name, days, params, run_id)
 
-        validate = DataValidationOperator(task_id="validate", dates=ingest())
+        validate = DataValidationOperator(task_id="validate", dates=ingest(), use_case=name)
         train_register_serve(use_case, validate.output, dates_task="ingest")
     return dag
 
@@ -142,7 +142,10 @@ def build_daily_dag(use_case: UseCase, *, catchup: bool = False) -> DAG:
             return ingest_with_params(name, [partition_day(partition_key)], params, run_id)
 
         DataValidationOperator(
-            task_id="validate", dates=ingest(), outlets=[validated_asset(use_case)]
+            task_id="validate",
+            dates=ingest(),
+            use_case=name,
+            outlets=[validated_asset(use_case)],
         )
     return dag
 

@@ -226,7 +226,7 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
     plan(dates) >> train >> (registered := register())
     promote(registered) >> deploy
     smoke_test(use_case)(deploy.output) >> RunReportOperator(
-        task_id="report", ingest_task=dates_task
+        task_id="report", ingest_task=dates_task, use_case=name
     )
 
 

@@ -28,6 +28,19 @@ log = logging.getLogger(__name__)
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "data_checks"
 DEFAULT_SUITE = SUITES_DIR / "predictive_maintenance" / "telemetry.json"
+"""The suite a call names when it names none (predictive maintenance's), until every caller
+passes its use case's (``suite_path_for``)."""
+
+
+def suite_path_for(use_case) -> Path:
+    """A use case's (first) suite: ``data_checks/<name>/<file>``; a missing one is an error
+    naming it."""
+    path = SUITES_DIR / use_case.name / use_case.suite_files[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"use case {use_case.name}: no suite at {path}")
+    return path
+
+
 SEVERITIES = ("critical", "warning")
 LATEST = "latest.json"
 
@@ -361,18 +374,18 @@ def passed_dates(result_dir: str | Path) -> list[dt.date]:
     return sorted(found)
 
 
-def reference_profile(lake_root: str, day: dt.date, result_dir: str | Path, spec: dict):
+def reference_profile(lake_root: str, day: dt.date, result_dir: str | Path, spec: dict, table: str):
     """The profile of the latest ``window`` validated, committed partitions before ``day``."""
     from pipelines.data import lake
 
     if "reference" not in spec:
         return None
-    committed = set(lake.committed_dates(lake_root))
+    committed = set(lake.committed_dates(lake_root, table))
     history = [d for d in passed_dates(result_dir) if d < day and d in committed]
     history = history[-spec["reference"]["window"] :]
     if not history:
         return None
-    frames = [lake.read_partition(lake_root, d) for d in history]
+    frames = [lake.read_partition(lake_root, d, table) for d in history]
     columns = spec["reference"]["drift"]["columns"]
     return build_profile(frames, columns, [d.isoformat() for d in history])
 
@@ -385,19 +398,21 @@ def validate_partition(
     *,
     run_id: str | None = None,
     now: dt.datetime | None = None,
+    table: str | None = None,
 ) -> ValidationReport:
-    """Validate the committed partition of ``day``.
+    """Validate the committed partition of ``day`` of lake table ``table``.
 
     On a critical failure the partition is moved to quarantine together with its validation
     result and ``ValidationFailed`` is raised; nothing is deleted.
     """
     from pipelines.data import lake
 
+    table = table or lake.TABLE
     spec = load_suite_spec(suite_path)
-    reference = reference_profile(lake_root, day, result_dir, spec)
-    table, manifest = lake.read_committed(lake_root, day)
+    reference = reference_profile(lake_root, day, result_dir, spec, table)
+    rows, manifest = lake.read_committed(lake_root, day, table)
     report = validate_frame(
-        table.to_pandas(),
+        rows.to_pandas(),
         day,
         result_dir,
         suite_path,
@@ -412,7 +427,9 @@ def validate_partition(
             "validation_report.html": Path(report.docs_path).read_bytes(),
             "validation_summary.json": json.dumps(report.as_dict(), indent=2).encode(),
         }
-        report.quarantined_at = lake.quarantine_partition(lake_root, day, attachments, run_id)
+        report.quarantined_at = lake.quarantine_partition(
+            lake_root, day, attachments, run_id, table
+        )
         log.error("quarantined date=%s at %s", day, report.quarantined_at)
     _write_summary(Path(result_dir), report)
     if not report.success:
@@ -421,14 +438,23 @@ def validate_partition(
 
 
 def validate_days(
-    lake_root: str, days: list[dt.date], result_dir: str | Path, *, run_id: str | None = None
+    lake_root: str,
+    days: list[dt.date],
+    result_dir: str | Path,
+    *,
+    run_id: str | None = None,
+    suite_path: Path = DEFAULT_SUITE,
+    table: str | None = None,
 ) -> list[ValidationReport]:
     """Validate each day (quarantining failures) and write the run's index page; never raises
     for a failed partition, so every day of a run is checked and reported."""
     reports = []
     for day in days:
         try:
-            reports.append(validate_partition(lake_root, day, result_dir, run_id=run_id))
+            report = validate_partition(
+                lake_root, day, result_dir, suite_path, run_id=run_id, table=table
+            )
+            reports.append(report)
         except ValidationFailed as exc:
             reports.append(exc.report)
     write_run_index(result_dir, run_label(run_id, dt.datetime.now(dt.UTC)), reports)

@@ -31,4 +31,3 @@ PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
 
 KEY_COLUMNS: tuple[str, ...] = ("machine_id", "timestamp")
 """One reading per machine per timestamp."""
-

@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from conveyor_provider.links.report import REPORT_URL_KEY, REPORTS_PREFIX, RunReportLink
+from conveyor_provider.operators.validation import VALIDATION_DIR_KEY
 
 FAILED = ("failed", "upstream_failed")
 
@@ -26,6 +27,8 @@ class RunReportOperator(BaseOperator):
         self,
         *,
         ingest_task: str = "ingest",
+        validate_task: str = "validate",
+        use_case: str | None = None,
         train_task: str = "train",
         register_task: str = "register",
         promote_task: str = "promote",
@@ -35,6 +38,8 @@ class RunReportOperator(BaseOperator):
     ):
         super().__init__(trigger_rule=trigger_rule, **kwargs)
         self.ingest_task = ingest_task
+        self.validate_task = validate_task
+        self.use_case = use_case
         self.train_task = train_task
         self.register_task = register_task
         self.promote_task = promote_task
@@ -47,12 +52,19 @@ class RunReportOperator(BaseOperator):
         ti, run_id = context["ti"], context["run_id"]
         states = self._upstream_states(ti, run_id)
         settings = get_settings()
+        # Where the validate task of this run kept its results; a run without one (the weekly
+        # training) reads the use case's folder, where its days were validated.
+        validation_dir = ti.xcom_pull(task_ids=self.validate_task, key=VALIDATION_DIR_KEY)
+        if not validation_dir:
+            validation_dir = settings.validation_dir
+            if self.use_case:
+                validation_dir = validation_dir / self.use_case
         path = write_run_report(
             settings.reports_dir,
             dag_id=ti.dag_id,
             run_id=run_id,
             lake_root=settings.lake,
-            validation_dir=settings.validation_dir,
+            validation_dir=validation_dir,
             tasks=states,
             dates=ti.xcom_pull(task_ids=self.ingest_task),
             train=ti.xcom_pull(task_ids=self.train_task),

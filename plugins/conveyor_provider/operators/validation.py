@@ -1,8 +1,11 @@
 """Validate lake partitions with Great Expectations; quarantine the ones that fail.
 
-Thin: it calls ``pipelines.data.validation.validate_days``, publishes the run's Data Docs page as
-the task's "Data Docs" link, and fails the task without retries (the data will not change)
-when any partition failed a critical expectation, so training and deployment do not run.
+Thin: it calls ``pipelines.data.validation.validate_days`` with the use case's suite and
+table, keeps results in the use case's own folder (``<validation_dir>/<use case>/``: scheduled
+run ids repeat across DAGs), hands that folder to the report (XCom ``validation_dir``),
+publishes the run's Data Docs page as the task's "Data Docs" link, and fails the task without
+retries (the data will not change) when any partition failed a critical expectation, so
+training and deployment do not run.
 """
 
 from __future__ import annotations
@@ -14,34 +17,67 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from conveyor_provider.links.data_docs import DATA_DOCS_PREFIX, DATA_DOCS_URL_KEY, DataDocsLink
 
+VALIDATION_DIR_KEY = "validation_dir"
+
 
 class DataValidationOperator(BaseOperator):
-    """Validate ``dates`` (YYYY-MM-DD strings, or an XComArg of them); returns the dates."""
+    """Validate ``dates`` (YYYY-MM-DD strings, or an XComArg of them) of ``use_case``'s table
+    with its suite; returns the dates. Without ``use_case``: the default table and suite,
+    results directly under ``validation_dir``."""
 
     template_fields = ("dates",)
     operator_extra_links = (DataDocsLink(),)
     ui_color = "#f3f7e9"
 
     def __init__(
-        self, *, dates, lake_root: str | None = None, validation_dir: str | None = None, **kwargs
+        self,
+        *,
+        dates,
+        use_case: str | None = None,
+        lake_root: str | None = None,
+        validation_dir: str | None = None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.dates = dates
+        self.use_case = use_case
         self.lake_root = lake_root
         self.validation_dir = validation_dir
 
     def execute(self, context) -> list[str]:
-        from pipelines.data.validation import run_label, validate_days
+        from pathlib import Path
+
+        from pipelines.data.validation import (
+            DEFAULT_SUITE,
+            run_label,
+            suite_path_for,
+            validate_days,
+        )
         from pipelines.settings import get_settings
 
         settings = get_settings()
-        result_dir = self.validation_dir or str(settings.validation_dir)
+        served = Path(self.validation_dir or settings.validation_dir)
+        suite, table, result_dir = DEFAULT_SUITE, None, served
+        if self.use_case:
+            from pipelines.catalog import get_use_case
+
+            use_case = get_use_case(self.use_case)
+            suite, table = suite_path_for(use_case), use_case.table.name
+            result_dir = served / use_case.name
         days = [dt.date.fromisoformat(str(d)) for d in self.dates]
         reports = validate_days(
-            self.lake_root or settings.lake, days, result_dir, run_id=context["run_id"]
+            self.lake_root or settings.lake,
+            days,
+            result_dir,
+            run_id=context["run_id"],
+            suite_path=suite,
+            table=table,
         )
+        ti = context["ti"]
+        ti.xcom_push(key=VALIDATION_DIR_KEY, value=str(result_dir))
         label = run_label(context["run_id"], dt.datetime.now(dt.UTC))
-        context["ti"].xcom_push(key=DATA_DOCS_URL_KEY, value=_page_url(f"runs/{label}.html"))
+        page = (result_dir / "runs" / f"{label}.html").relative_to(served).as_posix()
+        ti.xcom_push(key=DATA_DOCS_URL_KEY, value=_page_url(page))
         failed = [r for r in reports if not r.success]
         if failed:
             raise AirflowFailException("validation failed for " + "; ".join(map(_summary, failed)))

@@ -72,3 +72,34 @@ def test_the_plugin_serves_the_data_docs_pages(tmp_path, monkeypatch):
     docs = client.get("/date=2026-11-01/scheduled__2026-11-02/index.html")
     assert docs.status_code == 200 and "telemetry" in docs.text
     assert client.get("/../../etc/passwd").status_code == 404
+
+
+def test_a_use_case_s_results_live_in_its_own_folder_and_the_link_and_report_follow(
+    tmp_path, monkeypatch
+):
+    """Scheduled run ids repeat across DAGs: two use cases must never share result folders.
+    The link and the run report follow the folder the validate task used."""
+    monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path))
+    ingest_day(GOOD, str(tmp_path / "lake"), generator=SMALL)
+    op = DataValidationOperator(
+        task_id="validate",
+        dates=[GOOD.isoformat()],
+        use_case="predictive_maintenance",
+        lake_root=str(tmp_path / "lake"),
+    )
+    context = {"run_id": "scheduled__2026-11-02", "ti": TI()}
+    assert op.execute(context) == ["2026-11-01"]
+    own = tmp_path / "validation" / "predictive_maintenance"
+    assert context["ti"].xcom["validation_dir"] == str(own)
+    assert (own / "runs" / "scheduled__2026-11-02.html").exists()
+    assert (own / "date=2026-11-01" / "latest.json").exists()
+    assert not (tmp_path / "validation" / "runs").exists()
+    url = context["ti"].xcom["data_docs_url"]
+    assert url.endswith(
+        "/conveyor/data-docs/predictive_maintenance/runs/scheduled__2026-11-02.html"
+    )
+
+    from conveyor_plugin import static_app
+
+    client = TestClient(static_app("docs", get_settings().validation_dir))
+    assert client.get("/predictive_maintenance/runs/scheduled__2026-11-02.html").status_code == 200

@@ -38,7 +38,7 @@ def ingest_params(use_case: UseCase) -> dict[str, Param]:
         description=(
             f"'generator': the built-in {use_case.title.lower()} data generator; 'landing':"
             " CSV / JSON Lines / Parquet files (gzip allowed) named with the date under"
-            " CONVEYOR_LANDING_ROOT; 'postgres': the table of Connection"
+            f" CONVEYOR_LANDING_ROOT/{use_case.name}/; 'postgres': the table of Connection"
             " conveyor_telemetry_db, read for the run's time window."
         ),
     )
@@ -46,14 +46,15 @@ def ingest_params(use_case: UseCase) -> dict[str, Param]:
     return {"source": source, **own}
 
 
-def source_of(kind: str, settings) -> tuple[str, str | None]:
-    """(source, SQL table) for ingest: the PostgreSQL URI comes from Connection
-    ``conveyor_telemetry_db``, whose extra ``table`` names the table to read (default: the
-    lake table's name)."""
+def source_of(kind: str, settings, use_case_name: str) -> tuple[str, str | None]:
+    """(source, SQL table) for ingest. Landing files are the use case's own folder,
+    ``<landing root>/<use case>/`` (another use case's files are never read); the PostgreSQL
+    URI comes from Connection ``conveyor_telemetry_db``, whose extra ``table`` names the
+    table to read (default: the lake table's name)."""
     if kind == "generator":
         return "generator", None
     if kind == "landing":
-        return settings.landing, None
+        return use_case_name, None  # relative to the landing root, and checked inside it
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection("conveyor_telemetry_db")
@@ -69,7 +70,7 @@ def ingest_with_params(use_case_name: str, days: list[dt.date], params, run_id: 
 
     use_case = get_use_case(use_case_name)
     settings = get_settings()
-    source, sql_table = source_of(params["source"], settings)
+    source, sql_table = source_of(params["source"], settings, use_case.name)
     if use_case.source_config:
         extra = import_object(use_case.source_config)(params)
     elif use_case.generator:

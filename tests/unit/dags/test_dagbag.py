@@ -202,10 +202,12 @@ def test_postgres_source_comes_from_the_conveyor_telemetry_db_connection(monkeyp
     from conveyor_dag_factory.ingestion import source_of
     from pipelines.settings import get_settings
 
-    source, table = source_of("postgres", get_settings())
+    source, table = source_of("postgres", get_settings(), "predictive_maintenance")
     assert source == "postgres://reader:pw@db.internal:5432/plant"
     assert table == "sensors.telemetry"
-    assert source_of("generator", get_settings())[0] == "generator"
+    assert source_of("generator", get_settings(), "predictive_maintenance")[0] == "generator"
+    # Landing files: the use case's own folder under the landing root, nobody else's.
+    assert source_of("landing", get_settings(), "energy_demand") == ("energy_demand", None)
 
 
 def test_a_manual_run_covers_the_last_complete_day():

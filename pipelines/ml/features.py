@@ -109,8 +109,12 @@ class Scaler:
 
     @classmethod
     def from_dict(cls, data: dict) -> Scaler:
-        if list(data["feature_names"]) != list(FEATURE_NAMES):
+        names = list(data["feature_names"])
+        if not len(names) == len(data["mean"]) == len(data["std"]):
             raise ValueError(
-                f"scaler: feature names {data['feature_names']} do not match {FEATURE_NAMES}"
+                f"scaler: {len(names)} feature names for {len(data['mean'])} means and "
+                f"{len(data['std'])} standard deviations"
             )
-        return cls(list(data["mean"]), list(data["std"]), list(data["feature_names"]))
+        if names != list(FEATURE_NAMES):
+            raise ValueError(f"scaler: feature names {names} do not match {list(FEATURE_NAMES)}")
+        return cls(list(data["mean"]), list(data["std"]), names)

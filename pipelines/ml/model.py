@@ -1,7 +1,10 @@
 """The failure classifier and its on-disk form (weights + scaler + metadata, no pickles).
 
 A model directory holds ``weights.pt`` (a plain state dict, loaded with ``weights_only=True`` so
-a tampered file cannot run code), ``scaler.json`` and ``model.json`` (architecture and metrics).
+a tampered file cannot run code), ``scaler.json`` and ``model.json`` (architecture, metrics, and
+the model's signature: its input features in order and its outputs). Loading checks the
+signature against the scaler (whose features must be the ones the feature step makes) and the
+weights' first layer, so a model is never fed features it was not trained on.
 """
 
 from __future__ import annotations
@@ -32,13 +35,39 @@ def build_model(hidden: int = 64, n_features: int = len(FEATURE_NAMES)) -> nn.Mo
     )
 
 
+OUTPUTS = ("failure_probability",)
+
+
+class ModelSignatureError(ValueError):
+    """A saved model does not fit what it is loaded or called with; the message says how."""
+
+
 def save_model_dir(directory: str | Path, state_dict: dict, scaler: Scaler, meta: dict) -> Path:
+    """Write a model directory; its signature (``inputs``: the scaler's features in order,
+    ``outputs``) goes into ``model.json``."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, out / WEIGHTS_FILE)
     (out / SCALER_FILE).write_text(json.dumps(scaler.as_dict()))
-    (out / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    signature = {"inputs": list(scaler.feature_names), "outputs": list(OUTPUTS)}
+    (out / META_FILE).write_text(json.dumps({**meta, **signature}, indent=2, default=str))
     return out
+
+
+def _check_signature(root: Path, meta: dict, scaler: Scaler, state: dict) -> list[str]:
+    """The model's input features, checked against its scaler and its first layer."""
+    inputs = list(meta.get("inputs") or scaler.feature_names)  # older models: the scaler's
+    if inputs != list(scaler.feature_names):
+        raise ModelSignatureError(
+            f"model {root}: its signature's inputs {inputs} differ from its scaler's "
+            f"{list(scaler.feature_names)}"
+        )
+    first = next((v for k, v in state.items() if k.endswith("weight")), None)
+    if first is not None and first.shape[-1] != len(inputs):
+        raise ModelSignatureError(
+            f"model {root}: its weights take {first.shape[-1]} inputs, its signature {len(inputs)}"
+        )
+    return inputs
 
 
 class LoadedModel:
@@ -48,8 +77,9 @@ class LoadedModel:
         root = Path(directory)
         self.meta: dict = json.loads((root / META_FILE).read_text())
         self.scaler = Scaler.from_dict(json.loads((root / SCALER_FILE).read_text()))
-        self.net = build_model(hidden=int(self.meta["hidden"]))
         state = torch.load(root / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        self.inputs = _check_signature(root, self.meta, self.scaler, state)
+        self.net = build_model(hidden=int(self.meta["hidden"]), n_features=len(self.inputs))
         self.net.load_state_dict(state)
         self.net.eval()
         self.threshold = float(self.meta.get("threshold", 0.5))

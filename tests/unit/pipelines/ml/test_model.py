@@ -78,3 +78,30 @@ def test_tampered_weights_with_a_pickle_payload_are_refused(trained, tmp_path):
     finally:
         (directory / WEIGHTS_FILE).write_bytes(original)
     assert isinstance(LoadedModel(directory).net, torch.nn.Module)
+
+
+def test_the_saved_model_carries_its_signature_and_a_mismatch_is_refused_on_load(trained, tmp_path):
+    import json
+    import shutil
+
+    from pipelines.ml.model import META_FILE, ModelSignatureError
+
+    meta = json.loads((trained[1] / META_FILE).read_text())
+    assert meta["inputs"] == list(FEATURE_NAMES)
+    assert meta["outputs"] == ["failure_probability"]
+    assert LoadedModel(trained[1]).inputs == list(FEATURE_NAMES)
+
+    shifted = tmp_path / "shifted"
+    shutil.copytree(trained[1], shifted)
+    (shifted / META_FILE).write_text(json.dumps({**meta, "inputs": list(FEATURE_NAMES)[1:]}))
+    with pytest.raises(ModelSignatureError, match="signature's inputs .* differ from its scaler"):
+        LoadedModel(shifted)
+
+    narrow = tmp_path / "narrow"
+    shutil.copytree(trained[1], narrow)
+    state = torch.load(narrow / WEIGHTS_FILE, weights_only=True)
+    first = next(k for k in state if k.endswith("weight"))
+    state[first] = state[first][:, :-1]
+    torch.save(state, narrow / WEIGHTS_FILE)
+    with pytest.raises(ModelSignatureError, match=f"weights take {len(FEATURE_NAMES) - 1} inputs"):
+        LoadedModel(narrow)

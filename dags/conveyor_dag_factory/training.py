@@ -100,7 +100,7 @@ DEPLOY_PARAMS = {
         title="Deploy mode",
         description=(
             "full: all traffic to the new champion; canary: a share of traffic (see"
-            " canary_fraction), promoted or rolled back by the serving_rollout DAG; shadow:"
+            " canary_fraction), promoted or rolled back by the use case's rollout DAG; shadow:"
             " a copy of live traffic, answers only logged; none: do not deploy."
         ),
     ),

@@ -145,7 +145,7 @@ def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):
     """A second node joins the head (`ray start --address`); STRICT_SPREAD puts one training
     worker on each node; the run succeeds with shared storage."""
     from conveyor.processes import free_port
-    from conveyor.stack import _bin
+    from conveyor.stack import _bin, ray_auth_env
 
     node_dir = tmp_path / "node2"
     argv = [
@@ -160,7 +160,9 @@ def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):
         f"--metrics-export-port={free_port()}",
         "--disable-usage-stats",
     ]
-    log_path, env = node_dir / "node.log", dict(os.environ)
+    # A joining node does not turn token auth on by itself, as a head does: it gets the
+    # head's mode (and finds the same token), as every node of a cluster must.
+    log_path, env = node_dir / "node.log", {**os.environ, **ray_auth_env(dict(os.environ))}
     proc, record = spawn("ray-node2", argv, log_path, env, "", cwd=tmp_path, grace_s=RAY_GRACE_S)
     try:
 

@@ -1,5 +1,5 @@
 """Serve's declarative REST API (on the Ray dashboard), as rollouts use it: read the live
-config of every application, put ours back whole, wait until what we put is RUNNING.
+config of every application, replace ours in it, wait until what we put is RUNNING.
 
 Kept apart from ``pipelines.serving.rollout`` because it knows nothing of slots or routing policy:
 it is the one place that talks HTTP to Serve's controller.
@@ -7,13 +7,19 @@ it is the one place that talks HTTP to Serve's controller.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
 import httpx
 
 from pipelines.ray_auth import auth_headers, explain_refusal
 from pipelines.serving.client import DeployError
 from pipelines.serving.routing import ROUTING_TABLE, Routing
+
+_WRITES = threading.Lock()
+"""Held from the re-read to the put of ``ServeAdmin.replace``: no two rollouts in one process
+interleave their read and their write."""
 
 
 class ServeAdmin:
@@ -58,6 +64,22 @@ class ServeAdmin:
             names = ", ".join(a["name"] for a in apps)
             raise DeployError(f"Serve rejected the config for {names}: {response.text[:500]}")
 
+    def replace(
+        self, ours: dict[str, dict], owns: Callable[[str], bool], http_host: str, http_port: int
+    ) -> None:
+        """Make ``ours`` the whole set of applications ``owns`` names; every other application
+        stays exactly as it is live at this moment.
+
+        Why a re-read: Serve's REST API has no per-application write and no version to compare
+        and swap; its PUT replaces every application. A config read earlier would put back
+        another use case's applications as they were then, undoing its rollout if it finished
+        in between. So the live configs are read right before the put, with nothing in between,
+        and a process-wide lock keeps two rollouts in one process from interleaving the two.
+        Rollouts in two processes (each Ray job is one) can still meet within that one round
+        trip: Serve offers nothing to exclude it."""
+        with _WRITES:
+            self.put(merge_ours(self.configs(), ours, owns), http_host, http_port)
+
     def wait_running(self, wanted: dict[str, dict], timeout: float) -> None:
         """Until each named application is RUNNING with exactly the config we put."""
         deadline, pending = time.monotonic() + timeout, dict(wanted)
@@ -74,6 +96,19 @@ class ServeAdmin:
                 time.sleep(0.5)
         if pending:
             raise DeployError(f"{', '.join(pending)} not RUNNING after {timeout:.0f}s")
+
+
+def merge_ours(
+    live: dict[str, dict], ours: dict[str, dict], owns: Callable[[str], bool]
+) -> list[dict]:
+    """The whole config to put: every live application ``owns`` does not name, as it is, then
+    ``ours``. One of ours that is live but not in ``ours`` is left out, so Serve removes it.
+    ``ours`` naming an application that is not ours is a bug that would overwrite another use
+    case's application: refused."""
+    strangers = [n for n in ours if not owns(n)]
+    if strangers:
+        raise ValueError(f"not our applications, refusing to put them: {', '.join(strangers)}")
+    return [c for n, c in live.items() if not owns(n)] + list(ours.values())
 
 
 def _last_line(text: str | None) -> str:

@@ -19,8 +19,13 @@ through Serve's declarative REST API, touching only our applications:
 4. only then remove the slots beyond what is kept warm: ``slots`` of them (default 2), so the
    previous version stays loaded for an instant rollback and the next rollout has a free slot.
 
-If 1-3 fail, the Serve config from before the call is put back, so the old version never
-stopped serving. Actions are idempotent: applying the routing already live only smoke-tests.
+If 1-3 fail, our applications are put back as they were before the call, so the old version
+never stopped serving. Actions are idempotent: applying the routing already live only smoke-tests.
+
+Serve's PUT replaces every application on the cluster, and another use case's rollout may run
+at the same time. So each write re-reads the live configs and replaces only our applications
+in them (``ServeAdmin.replace``), never a snapshot taken earlier, which would undo what the
+other rollout did meanwhile; that holds for the restore and the cleanup too.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ class RolloutResult:
 
 
 def apply_routing(target: ServeTarget, desired: Routing, action: str) -> RolloutResult:
-    """Make ``desired`` the live routing, or leave the previous one serving and raise."""
+    """Make ``desired`` the live routing, or leave the previous one serving and raise. Only our
+    applications (``target.owns``) change; every other one stays as it is live at each write."""
     with contextlib.closing(ServeAdmin(target.dashboard, ray_token=target.ray_token)) as admin:
         return _apply(admin, target, desired, action)
 
@@ -68,7 +74,6 @@ def apply_routing(target: ServeTarget, desired: Routing, action: str) -> Rollout
 def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str):
     before = admin.configs()
     current = live_routing(before, target.app_name)
-    others = [c for n, c in before.items() if not target.owns(n)]
     ours = {n: c for n, c in before.items() if target.owns(n)}
     loaded = slot_versions(ours, target)
     serving = {  # live version -> its slot; these slots are never reloaded
@@ -88,7 +93,7 @@ def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str
     log.info("%s: routing %s -> %s, loading %s", action, current, desired, list(changed))
 
     def put(apps: dict[str, dict]) -> None:
-        admin.put([*others, *apps.values()], target.http_host, target.http_port)
+        admin.replace(apps, target.owns, target.http_host, target.http_port)
 
     def restore(reason: str) -> DeployError:
         put(ours)

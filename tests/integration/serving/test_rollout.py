@@ -1,7 +1,8 @@
 """Rollouts on a real Ray Serve under live load: zero downtime, a broken version rolled back
 automatically, canary split / promotion / rollback, shadow traffic, and other applications
-on the cluster left alone."""
+on the cluster left alone, also by a rollout running at the same time as theirs."""
 
+import threading
 import time
 from collections import Counter
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 
 from bench.load import Load, failures, p99
-from pipelines.serving.admin import ServeAdmin
+from pipelines.serving.admin import ServeAdmin, config_matches
 from pipelines.serving.client import SAMPLE_RECORDS, DeployError
 from pipelines.serving.rollout import (
     current_routing,
@@ -189,3 +190,111 @@ def test_repeating_a_deploy_changes_nothing(versions, target_for):
     assert set(first.loaded) == _slots(target, 0, 1) - {target.app_name}
     assert again.loaded == {} and again.removed == []
     assert current_routing(target).stable == versions["a"]
+
+
+def _overlap(monkeypatch, slow, slow_rollout, fast, fast_rollout) -> tuple[dict, dict]:
+    """Runs two use cases' rollouts at once: both start together, the slow one is held once it
+    has read the live configs and put its new slot, and goes on only after the fast one has
+    finished, the window in which writing back an earlier read undoes the fast one.
+
+    Returns each rollout's result (or exception) and our applications each one put last, by
+    app name."""
+    put, wait_running = ServeAdmin.put, ServeAdmin.wait_running
+    start, loading, fast_done = threading.Barrier(2), threading.Event(), threading.Event()
+    results, last_put = {}, {}
+
+    def recording_put(self, apps, http_host, http_port):
+        put(self, apps, http_host, http_port)
+        last_put[threading.current_thread().name] = apps
+
+    def held_wait(self, wanted, timeout):
+        if threading.current_thread().name == slow.app_name and not loading.is_set():
+            loading.set()
+            fast_done.wait(600)
+        return wait_running(self, wanted, timeout)
+
+    def run(target, rollout):
+        start.wait()
+        try:
+            if target is fast:
+                loading.wait(600)
+            results[target.app_name] = rollout()
+        except Exception as exc:  # reported by the test, as the rollout would raise it
+            results[target.app_name] = exc
+        finally:
+            (fast_done if target is fast else loading).set()
+
+    monkeypatch.setattr(ServeAdmin, "put", recording_put)
+    monkeypatch.setattr(ServeAdmin, "wait_running", held_wait)
+    threads = [
+        threading.Thread(target=run, args=(t, r), name=t.app_name)
+        for t, r in ((slow, slow_rollout), (fast, fast_rollout))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=900)
+    monkeypatch.undo()
+    assert loading.is_set() and fast_done.is_set(), "the two rollouts did not overlap"
+    ours = {
+        t.app_name: {a["name"]: a for a in last_put.get(t.app_name, []) if t.owns(a["name"])}
+        for t in (slow, fast)
+    }
+    return results, ours
+
+
+def _left_as_put(target, put: dict[str, dict]) -> None:
+    """Our applications live are exactly those of our last write, each with its config."""
+    admin = ServeAdmin(target.dashboard, ray_token=target.ray_token)
+    live = {n: c for n, c in admin.configs().items() if target.owns(n)}
+    assert set(live) == set(put), f"{target.app_name}: live {set(live)}, put {set(put)}"
+    undone = sorted(n for n, c in put.items() if not config_matches(live[n], c))
+    assert not undone, f"{target.app_name}: not as its rollout put them: {undone}"
+
+
+def _answers(target) -> str:
+    answer = httpx.post(f"{target.endpoint}/predict", json=SAMPLE_RECORDS[0], timeout=30)
+    return answer.json()["model_version"]
+
+
+def test_two_use_cases_rolling_out_at_once_keep_both_changes(versions, target_for, monkeypatch):
+    a, b = versions["a"], versions["b"]
+    slow, fast = target_for("pm-slow"), target_for("pm-fast")
+    deploy(slow, a)
+    deploy(fast, a)
+
+    results, put = _overlap(
+        monkeypatch, slow, lambda: deploy(slow, b), fast, lambda: deploy(fast, b)
+    )
+
+    assert results[fast.app_name].routing["stable"] == b, results
+    assert results[slow.app_name].routing["stable"] == b, results
+    for target in (slow, fast):
+        _left_as_put(target, put[target.app_name])
+        assert current_routing(target).stable == b and _answers(target) == b
+
+
+def test_a_rollout_rolled_back_beside_another_leaves_the_other_as_it_finished(
+    versions, target_for, monkeypatch
+):
+    a, b = versions["a"], versions["b"]
+    failing, beside = target_for("pm-failing"), target_for("pm-beside")
+    deploy(failing, a)
+    deploy(beside, a)
+
+    results, put = _overlap(
+        monkeypatch,
+        failing,
+        lambda: deploy(failing, versions["nan"]),
+        beside,
+        lambda: deploy(beside, b),
+    )
+
+    assert isinstance(results[failing.app_name], DeployError), results
+    assert "rolled back" in str(results[failing.app_name])
+    assert results[beside.app_name].routing["stable"] == b, results
+    # The restore put back the failing use case's own applications, and only those.
+    _left_as_put(failing, put[failing.app_name])
+    assert current_routing(failing).stable == a and _answers(failing) == a
+    _left_as_put(beside, put[beside.app_name])
+    assert current_routing(beside).stable == b and _answers(beside) == b

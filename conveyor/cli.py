@@ -268,8 +268,7 @@ def demo(
     """Start the stack, trigger the DAG through Airflow's REST API, follow it, predict."""
     from conveyor.demo import run_demo
 
-    settings = _use_case_settings("predictive_maintenance")
-    sys.exit(run_demo(settings, days=days, machines=machines, epochs=epochs, timeout=timeout))
+    sys.exit(run_demo(get_settings(), days=days, machines=machines, epochs=epochs, timeout=timeout))
 
 
 if __name__ == "__main__":

@@ -11,11 +11,13 @@ import httpx
 from conveyor.airflow_api import AirflowAPI
 from conveyor.processes import StackError, wait_until
 from conveyor.stack import AIRFLOW_USER, Stack, airflow_password
+from pipelines.catalog import get_use_case
 from pipelines.ray_auth import find_ray_token
 from pipelines.serving.client import SAMPLE_RECORDS, predict
 from pipelines.settings import ConveyorSettings
 
-DAG_ID = "predictive_maintenance"
+USE_CASE = "predictive_maintenance"
+DAG_ID = USE_CASE  # its run DAG (UseCase.run_dag_id)
 TASKS = ("ingest", "validate", "train", "register", "promote", "deploy", "smoke_test", "report")
 
 
@@ -77,7 +79,9 @@ def run_demo(
     if states.get("deploy") == "skipped":
         _say("no model passed the quality bar yet (see the promote task's log): nothing deployed")
         return 1
-    endpoint = settings.serve_endpoint
+    # The stack was started with the deployment's settings (every use case's names derive
+    # from its own spec); the demo's endpoint is predictive maintenance's.
+    endpoint = settings.for_use_case(get_use_case(USE_CASE)).serve_endpoint
     answer = predict(endpoint, SAMPLE_RECORDS[:1], token=settings.serve_token.get_secret_value())
     _say(f"Ray Serve endpoint: {endpoint}/predict  (model version {answer['model_version']})")
     _say(f"sample request:  {SAMPLE_RECORDS[0]}")

@@ -167,14 +167,8 @@ def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):
     try:
 
         def two_nodes():
-            from ray.util.state import list_nodes
-
-            return (
-                len(
-                    list_nodes(address=ray_head.ray_jobs_address, filters=[("state", "=", "ALIVE")])
-                )
-                >= 2
-            )
+            alive = _state_list(ray_head, "NODES", [("state", "=", "ALIVE")])
+            return len(alive) >= 2
 
         wait_until(two_nodes, "second Ray node", 120, proc, node_dir / "node.log")
         hook = RayJobsHook(address=ray_head.ray_jobs_address)
@@ -184,12 +178,8 @@ def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):
             hook, "spread", small_lake, storage, results, "--placement-strategy STRICT_SPREAD"
         )
         assert _wait(hook, sid) == "SUCCEEDED", hook.logs(sid)[-3000:]
-        from ray.util.state import list_actors
-
-        workers = list_actors(
-            address=ray_head.ray_jobs_address,
-            filters=[("class_name", "=", "RayTrainWorker")],
-            detail=True,
+        workers = _state_list(
+            ray_head, "ACTORS", [("class_name", "=", "RayTrainWorker")], detail=True
         )
         job_id = hook.client.get_job_info(sid).job_id
         nodes = {a.node_id for a in workers if a.job_id == job_id}
@@ -197,3 +187,17 @@ def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):
         assert _result(results, sid)["history"][-1]["epoch"] == EPOCHS - 1
     finally:
         stop(record)
+
+
+def _state_list(settings, resource: str, filters: list, detail: bool = False) -> list:
+    """Ray's state API with the cluster's auth token (the SDK's own helpers send it only when
+    this process runs in token mode, which a client need not)."""
+    from ray.util.state.api import StateApiClient
+    from ray.util.state.common import ListApiOptions, StateResource
+
+    from pipelines.ray_auth import auth_headers, find_ray_token
+
+    headers = {"Content-Type": "application/json", **auth_headers(find_ray_token())}
+    client = StateApiClient(address=settings.ray_jobs_address, headers=headers)
+    options = ListApiOptions(filters=filters, detail=detail)
+    return client.list(StateResource[resource], options, raise_on_missing_output=False)

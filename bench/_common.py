@@ -61,14 +61,18 @@ def training_config(root: str, days: list, epochs: int, **overrides) -> dict:
 
     from pipelines.data import lake
     from pipelines.ml.evaluation import TimeSplit
-    from pipelines.ml.features import Scaler, feature_matrix
+    from pipelines.ml.features import Scaler
+    from pipelines.usecases.predictive_maintenance.learner import LEARNER
 
-    frame = pd.concat([lake.read_partition(root, d) for d in days], ignore_index=True)
-    split = TimeSplit.of(frame["timestamp"])
+    frame = pd.concat(
+        [lake.read_partition(root, d, table="telemetry") for d in days], ignore_index=True
+    )
+    split = TimeSplit.of(frame, "timestamp")
     return {
-        "files": lake.partition_files(root, days),
+        "use_case": "predictive_maintenance",
+        "files": lake.partition_files(root, days, table="telemetry"),
         "train_until": split.train_until.isoformat(),
-        "scaler": Scaler.fit(feature_matrix(split.train(frame))).as_dict(),
+        "scaler": Scaler.fit(LEARNER.features(split.train(frame)), LEARNER.feature_names).as_dict(),
         "epochs": epochs,
         "batch_size": 512,
         "lr": 3e-3,

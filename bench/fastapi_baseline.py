@@ -8,12 +8,13 @@ import os
 
 from fastapi import FastAPI
 
-from pipelines.ml.features import record_columns
 from pipelines.ml.model import LoadedModel
-from ray_jobs.serve_schemas import PredictRequest
+from pipelines.usecases.predictive_maintenance.learner import LEARNER
+from ray_jobs.serve_schemas import request_model_for
 
+PredictRequest = request_model_for(LEARNER.request_model)
 app = FastAPI()
-model = LoadedModel(os.environ["BENCH_MODEL_DIR"])
+model = LoadedModel(os.environ["BENCH_MODEL_DIR"], LEARNER)
 
 
 @app.get("/healthz")
@@ -24,10 +25,8 @@ def healthz() -> dict:
 @app.post("/predict")
 def predict(body: PredictRequest) -> dict:
     records = [r.model_dump() for r in body.records]
-    probabilities = model.predict_proba(record_columns(records)).tolist()
+    probabilities = model.predict_proba(LEARNER.record_columns(records)).tolist()
     return {
         "model_version": "baseline",
-        "predictions": [
-            {"failure_probability": p, "failure": p >= model.threshold} for p in probabilities
-        ],
+        "predictions": [LEARNER.prediction(p, model.threshold) for p in probabilities],
     }

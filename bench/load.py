@@ -7,7 +7,7 @@ import time
 import httpx
 import numpy as np
 
-from pipelines.serving.client import SAMPLE_RECORDS
+from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
 
 
 class Load:

@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from bench._common import local_ray, training_config
-from pipelines.ml.model import build_model
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 from pipelines.usecases.predictive_maintenance.ingest import ingest_days
+from pipelines.usecases.predictive_maintenance.learner import LEARNER
 
 BATCH = 512
 
@@ -41,7 +41,7 @@ def feed_rate(dataset) -> float:
 
 
 def consume_rate(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    model = build_model(hidden=64)
+    model = LEARNER.build_model(len(LEARNER.feature_names), hidden=64)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(10.0))
     rows, started = 0, time.perf_counter()
@@ -69,7 +69,7 @@ def main() -> None:
         root = str(work / "lake")
         ingest_days(days, root, generator=GeneratorConfig(machines=args.machines))
         config = training_config(root, days, epochs=1)
-        dataset = training_rows(config["files"], config["train_until"], config["scaler"])
+        dataset = training_rows(config)
         batches = [
             (b["features"], b["target"])
             for b in dataset.iter_torch_batches(batch_size=BATCH, dtypes=torch.float32)

@@ -36,7 +36,7 @@ import numpy as np
 import psutil
 
 from conveyor.processes import free_port
-from pipelines.serving.client import SAMPLE_RECORDS
+from pipelines.usecases.predictive_maintenance.learner import LEARNER, SAMPLE_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
 ONE = {"records": SAMPLE_RECORDS[:1]}
@@ -119,7 +119,7 @@ def _rollout_ratio(target, versions: list[str]) -> tuple[float, int, float, floa
 
 def _model(work: Path, tracking_uri: str) -> tuple[str, Path]:
     from pipelines.data import lake
-    from pipelines.ml.features import Scaler, feature_matrix
+    from pipelines.ml.features import Scaler
     from pipelines.ml.model import save_model_dir
     from pipelines.ml.registry import register_training
     from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
@@ -128,9 +128,11 @@ def _model(work: Path, tracking_uri: str) -> tuple[str, Path]:
 
     day = dt.date(2026, 11, 1)
     ingest_day(day, str(work / "lake"), generator=GeneratorConfig(machines=10, minutes=720))
-    scaler = Scaler.fit(feature_matrix(lake.read_partition(str(work / "lake"), day)))
+    frame = lake.read_partition(str(work / "lake"), day, table="telemetry")
+    scaler = Scaler.fit(LEARNER.features(frame), LEARNER.feature_names)
     config = {
-        "files": lake.partition_files(str(work / "lake"), [day]),
+        "use_case": "predictive_maintenance",
+        "files": lake.partition_files(str(work / "lake"), [day], table="telemetry"),
         "scaler": scaler.as_dict(),
         "epochs": 2,
         "batch_size": 256,
@@ -140,7 +142,8 @@ def _model(work: Path, tracking_uri: str) -> tuple[str, Path]:
         "pos_weight": 5.0,
     }
     state = run_local(config)["state_dict"]
-    directory = save_model_dir(work / "model", state, scaler, {"hidden": 64, "threshold": 0.5})
+    meta = {"hidden": 64, "threshold": 0.5}
+    directory = save_model_dir(work / "model", state, scaler, meta, LEARNER)
     result = {"model_dir": str(directory), "train_dates": [day.isoformat()], "metrics": {}}
     version = register_training(tracking_uri, "bench_serving", result, "bench").version
     return version, directory
@@ -160,13 +163,13 @@ def _more_versions(tracking_uri: str, model_dir: Path, n: int) -> list[str]:
 def _scoring_gains(model_dir: Path, rounds: int = 200) -> tuple[float, float]:
     """The model's share of a request, in this process: (32 records in one call over 32 calls
     of one, the most batching can give; one record from a DataFrame, as scoring was built
-    until 2026-12-01, over one from ``record_columns``, as ``FailurePredictor._score`` does)."""
+    until 2026-12-01, over one from ``record_columns``, as ``Predictor._score`` does)."""
     import pandas as pd
 
-    from pipelines.ml.features import record_columns
     from pipelines.ml.model import LoadedModel
 
-    model = LoadedModel(model_dir)
+    record_columns = LEARNER.record_columns
+    model = LoadedModel(model_dir, LEARNER)
     rows = (SAMPLE_RECORDS * 32)[:32]
     times = {"one": [], "batch": [], "frame": []}
     for _ in range(rounds):
@@ -373,7 +376,12 @@ def main(argv: list[str] | None = None) -> None:
         version, model_dir = _model(work, settings.tracking_uri)
 
         def target(app: str, **overrides):
-            named = {"app_name": app, "route_prefix": f"/{app}", "model_name": "bench_serving"}
+            named = {
+                "use_case": "predictive_maintenance",
+                "app_name": app,
+                "route_prefix": f"/{app}",
+                "model_name": "bench_serving",
+            }
             return target_from_settings(settings, **named, **overrides)
 
         batched = target("batched", predictor={"max_batch_size": 32, "batch_wait_timeout_s": 0.002})

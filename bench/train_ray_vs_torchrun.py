@@ -38,9 +38,7 @@ def run_ray(config: dict, storage: Path, ray_data: bool) -> dict:
     started = time.perf_counter()
     datasets = {}
     if ray_data:
-        datasets = {
-            "train": training_rows(config["files"], config["train_until"], config["scaler"])
-        }
+        datasets = {"train": training_rows(config)}
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={**config, "ray_data": ray_data},

@@ -26,19 +26,21 @@ import numpy as np
 import pandas as pd
 
 from bench._common import DAY, interleaved, rows_frame
+from pipelines.catalog import get_use_case
 from pipelines.data.validation import (
     build_profile,
     freshness_expectation,
     load_suite_spec,
     reference_expectations,
     run_suite,
+    suite_path_for,
 )
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
 def suite_for(frame: pd.DataFrame) -> list[dict]:
-    spec = load_suite_spec()
+    spec = load_suite_spec(suite_path_for(get_use_case("predictive_maintenance")))
     profile = build_profile([frame], spec["reference"]["drift"]["columns"], [str(DAY)])
     derived = reference_expectations(profile, spec["reference"])
     row_count = "expect_table_row_count_to_be_between"

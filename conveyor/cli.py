@@ -41,15 +41,50 @@ def _one_line_errors(func):
 
 
 USE_CASE_OPTION = typer.Option(
-    "predictive_maintenance", "--use-case", help="the use case (pipelines.catalog) to act on"
+    None,
+    "--use-case",
+    help="the use case (pipelines.catalog) to act on; default: CONVEYOR_USE_CASE, or the only"
+    " one registered",
 )
 
 
-def _use_case_settings(name: str):
-    """The deployment settings with the use case's model, Serve application and route."""
-    from pipelines.catalog import get_use_case
+def _use_case(name: str | None):
+    """The named use case; without a name, ``CONVEYOR_USE_CASE``'s or the only registered one."""
+    from pipelines.catalog import discover_use_cases, get_use_case
 
-    return get_settings().for_use_case(get_use_case(name))
+    name = name or get_settings().use_case
+    if name:
+        return get_use_case(name)
+    registered = discover_use_cases()
+    if len(registered) != 1:
+        raise ValueError(f"--use-case is needed: registered use cases are {', '.join(registered)}")
+    return next(iter(registered.values()))
+
+
+def _use_case_settings(name: str | None):
+    """The deployment settings with the use case's model, Serve application and route."""
+    return get_settings().for_use_case(_use_case(name))
+
+
+def _source_fields(values: list[str]) -> dict:
+    """``--param name=value`` options (value as JSON when it parses, else text)."""
+    fields = {}
+    for item in values:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--param {item!r} is not name=value")
+        try:
+            fields[name] = json.loads(text)
+        except json.JSONDecodeError:
+            fields[name] = text
+    return fields
+
+
+PARAM_OPTION = typer.Option(
+    [],
+    "--param",
+    help="a source field of the use case as name=value (JSON values allowed), e.g. machines=8",
+)
 
 
 def _date(value: str) -> dt.date:
@@ -64,21 +99,21 @@ def _date(value: str) -> dt.date:
 def generate(
     date: str = typer.Option(..., help="day to generate, YYYY-MM-DD"),
     out: Path = typer.Option(..., help="landing directory to write the file into"),
-    machines: int = typer.Option(50, min=1),
-    seed: int = typer.Option(42),
     fmt: str = typer.Option("parquet", "--format", help="parquet, csv, csv.gz, jsonl, jsonl.gz"),
-    null_ratio: float = typer.Option(0.0, help="fault: fraction of null sensor readings"),
-    out_of_range_ratio: float = typer.Option(0.0, help="fault: fraction of impossible torques"),
-    duplicate_ratio: float = typer.Option(0.0, help="fault: fraction of conflicting duplicates"),
-    schema_drift: str = typer.Option("none", help="fault: none, extra_column, missing_column"),
+    param: list[str] = PARAM_OPTION,
+    use_case: str | None = USE_CASE_OPTION,
 ):
-    """Generate a day of telemetry into a landing-zone file, optionally with faults."""
-    from pipelines.usecases.predictive_maintenance.generator import FaultConfig, GeneratorConfig
-    from pipelines.usecases.predictive_maintenance.ingest import write_landing_file
+    """Generate a day of the use case's data into a landing-zone file (its source fields, such
+    as injected faults, as --param)."""
+    from pipelines.data.ingest import source_arguments
+    from pipelines.data.sources.files import write_landing_file
 
-    faults = FaultConfig(null_ratio, out_of_range_ratio, duplicate_ratio, schema_drift)
-    config = GeneratorConfig(machines=machines, seed=seed)
-    _emit(write_landing_file(_date(date), out, config, fmt=fmt, faults=faults))
+    spec = _use_case(use_case)
+    generate = source_arguments(spec, _source_fields(param)).get("generate")
+    if generate is None:
+        raise ValueError(f"use case {spec.name} has no generator")
+    day = _date(date)
+    _emit(write_landing_file(generate(day), out, spec.table.name, day, fmt))
 
 
 @app.command()
@@ -94,21 +129,22 @@ def ingest(
         None, help="lake root, a path or fsspec URL (default: settings)"
     ),
     landing_root: str | None = typer.Option(None, help="landing root (default: settings)"),
-    table: str | None = typer.Option(None, help="PostgreSQL table (default: settings)"),
-    machines: int = typer.Option(50, min=1, help="generator only"),
+    table: str | None = typer.Option(None, help="PostgreSQL table (default: the lake table's)"),
+    param: list[str] = PARAM_OPTION,
+    use_case: str | None = USE_CASE_OPTION,
 ):
     """Load one day into its lake partition (replacing it); the lake is untouched on error."""
-    from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
-    from pipelines.usecases.predictive_maintenance.ingest import ingest_day
+    from pipelines.data.ingest import ingest_day, source_arguments
 
-    settings = get_settings()
+    settings, spec = get_settings(), _use_case(use_case)
     result = ingest_day(
         _date(date),
         lake or settings.lake,
+        table=spec.table,
         source=source,
         landing_root=landing_root or settings.landing,
-        table=table or settings.telemetry_table,
-        generator=GeneratorConfig(machines=machines),
+        sql_table=table,
+        **source_arguments(spec, _source_fields(param)),
     )
     _emit(result.as_dict())
 
@@ -118,13 +154,12 @@ def ingest(
 def validate(
     date: str = typer.Option(..., help="partition date, YYYY-MM-DD"),
     lake: str | None = typer.Option(None, help="lake root (default: settings)"),
-    use_case: str = USE_CASE_OPTION,
+    use_case: str | None = USE_CASE_OPTION,
 ):
     """Validate a partition: exit 0 on pass; on a critical failure exit 1 and quarantine it."""
-    from pipelines.catalog import get_use_case
     from pipelines.data.validation import ValidationFailed, suite_path_for, validate_partition
 
-    settings, spec = get_settings(), get_use_case(use_case)
+    settings, spec = get_settings(), _use_case(use_case)
     try:
         report = validate_partition(
             lake or settings.lake,
@@ -148,7 +183,7 @@ def train(
     num_workers: int = typer.Option(2, min=1),
     use_gpu: str = typer.Option("auto"),
     name: str = typer.Option("cli", help="run name; the same name resumes from its checkpoint"),
-    use_case: str = USE_CASE_OPTION,
+    use_case: str | None = USE_CASE_OPTION,
 ):
     """Train on the Ray cluster (submits ray_jobs/train.py through the Jobs API) and register."""
     import time
@@ -164,7 +199,8 @@ def train(
     client = JobSubmissionClient(settings.ray_jobs_address, headers=headers or None)
     job_id = client.submit_job(
         entrypoint=(
-            f"python -m ray_jobs.train --lake {settings.lake} --dates {dates} "
+            f"python -m ray_jobs.train --use-case {settings.use_case} --lake {settings.lake} "
+            f"--dates {dates} "
             f"--storage-path {settings.runs_dir} --epochs {epochs} "
             f"--num-workers {num_workers} --use-gpu {use_gpu} --name {name}"
         ),
@@ -190,7 +226,7 @@ def rollout(
     action: str = typer.Argument(..., help="deploy, canary, shadow, promote or rollback"),
     version: str = typer.Option(None, help="registered model version (deploy, canary, shadow)"),
     fraction: float = typer.Option(None, help="canary share of traffic (default from settings)"),
-    use_case: str = USE_CASE_OPTION,
+    use_case: str | None = USE_CASE_OPTION,
 ):
     """Change what Ray Serve serves; a failing new version is rolled back automatically."""
     from pipelines.serving.rollout import run_action
@@ -203,7 +239,7 @@ def rollout(
 
 @app.command()
 @_one_line_errors
-def serving(use_case: str = USE_CASE_OPTION):
+def serving(use_case: str | None = USE_CASE_OPTION):
     """What the router sends where (stable, canary and share, shadow, previous)."""
     from pipelines.serving.rollout import current_routing
     from pipelines.serving.target import target_from_settings
@@ -216,7 +252,7 @@ def serving(use_case: str = USE_CASE_OPTION):
 @_one_line_errors
 def predict(
     json_: str = typer.Option(..., "--json", help="one record or a list of records"),
-    use_case: str = USE_CASE_OPTION,
+    use_case: str | None = USE_CASE_OPTION,
 ):
     """Score records against the served endpoint."""
     from pipelines.serving.client import predict as post

@@ -11,9 +11,9 @@ import httpx
 from conveyor.airflow_api import AirflowAPI
 from conveyor.processes import StackError, wait_until
 from conveyor.stack import AIRFLOW_USER, Stack, airflow_password
-from pipelines.catalog import get_use_case
+from pipelines.catalog import get_use_case, learner_of
 from pipelines.ray_auth import find_ray_token
-from pipelines.serving.client import SAMPLE_RECORDS, predict
+from pipelines.serving.client import predict
 from pipelines.settings import ConveyorSettings
 
 USE_CASE = "predictive_maintenance"
@@ -82,9 +82,10 @@ def run_demo(
     # The stack was started with the deployment's settings (every use case's names derive
     # from its own spec); the demo's endpoint is predictive maintenance's.
     endpoint = settings.for_use_case(get_use_case(USE_CASE)).serve_endpoint
-    answer = predict(endpoint, SAMPLE_RECORDS[:1], token=settings.serve_token.get_secret_value())
+    sample = learner_of(USE_CASE).sample_records[:1]
+    answer = predict(endpoint, sample, token=settings.serve_token.get_secret_value())
     _say(f"Ray Serve endpoint: {endpoint}/predict  (model version {answer['model_version']})")
-    _say(f"sample request:  {SAMPLE_RECORDS[0]}")
+    _say(f"sample request:  {sample[0]}")
     _say(f"sample response: {answer}")
     _say(f"Ray dashboard: {settings.ray_jobs_address}   MLflow: {settings.tracking_uri}")
     if find_ray_token():

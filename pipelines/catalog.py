@@ -84,3 +84,24 @@ def import_object(path: str):
         return getattr(importlib.import_module(module), attribute)
     except (ImportError, AttributeError) as exc:
         raise UseCaseError(f"cannot import {path!r}: {exc}") from None
+
+
+def learner_of(use_case: UseCase | str):
+    """The use case's learner (``UseCase.learner``), imported now and checked: where it trains
+    or serves, never where DAGs are parsed. The check is by shape (a
+    ``pipelines.ml.learner.Learner`` has it), so the catalog, which the data and serving
+    stages use too, depends on no stage."""
+    spec = get_use_case(use_case) if isinstance(use_case, str) else use_case
+    if spec.learner is None:
+        raise UseCaseError(f"use case {spec.name} declares no learner: it cannot train or serve")
+    learner = import_object(spec.learner)
+    if isinstance(learner, type) or not callable(getattr(learner, "check", None)):
+        raise UseCaseError(
+            f"use case {spec.name}: {spec.learner!r} is a {type(learner).__name__}, "
+            "not an instance of a pipelines.ml.learner.Learner"
+        )
+    try:
+        learner.check(spec.name)
+    except ValueError as exc:
+        raise UseCaseError(str(exc)) from None
+    return learner

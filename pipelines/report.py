@@ -31,14 +31,16 @@ def report_dir(reports_root: str | Path, dag_id: str, run_id: str) -> Path:
     return Path(reports_root) / _safe(dag_id) / _safe(run_id)
 
 
-def _data_rows(lake_root: str, validation_dir: str | Path, dates: list[str]) -> list[dict]:
+def _data_rows(
+    lake_root: str, table: str, validation_dir: str | Path, dates: list[str]
+) -> list[dict]:
     from pipelines.data import lake
 
     rows = []
     for day in dates:
         entry = {"date": day, "rows": None, "source": "", "validation": None}
         try:
-            manifest = lake.read_manifest(lake_root, dt.date.fromisoformat(day))
+            manifest = lake.read_manifest(lake_root, dt.date.fromisoformat(day), table)
             entry.update(rows=manifest.rows, source=manifest.source)
         except FileNotFoundError:
             entry["source"] = "not committed (quarantined or not ingested)"
@@ -88,6 +90,7 @@ def write_run_report(
     dag_id: str,
     run_id: str,
     lake_root: str,
+    table: str,
     validation_dir: str | Path,
     tasks: dict[str, str],
     dates: list[str] | None,
@@ -99,7 +102,7 @@ def write_run_report(
     """Write the run's page; ``tasks`` maps task id to its state."""
     out = report_dir(reports_root, dag_id, run_id)
     out.mkdir(parents=True, exist_ok=True)
-    data = _data_rows(lake_root, validation_dir, dates or [])
+    data = _data_rows(lake_root, table, validation_dir, dates or [])
     metrics = (train or {}).get("metrics", {})
     baseline = (train or {}).get("baseline", {})
     curve = _loss_curve_png((train or {}).get("history", []))

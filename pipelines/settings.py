@@ -23,12 +23,10 @@ class ConveyorSettings(BaseSettings):
     lake_root: str | None = None
     """Lake root, a local path or an fsspec URL; defaults to ``<home>/lake``."""
     landing_root: str | None = None
-    """Where gateways drop telemetry files; defaults to ``<home>/landing``."""
+    """Where gateways drop source files (a folder per use case); defaults to ``<home>/landing``."""
     daily_catchup: bool = False
-    """Let the scheduler create ``telemetry_daily`` runs for every missed day since its start
-    date (off: use a backfill for a chosen range)."""
-    telemetry_table: str = "telemetry"
-    """The PostgreSQL table the ``postgres`` source reads (overridable per Connection)."""
+    """Let the scheduler create daily ingest runs for every missed day since their start date
+    (off: use a backfill for a chosen range)."""
     host: str = "127.0.0.1"
 
     ray_gcs_port: int = 6390
@@ -71,6 +69,8 @@ class ConveyorSettings(BaseSettings):
     airflow_trigger_log_port: int = 8794
     """The triggerer's log server, the same way."""
 
+    use_case: str | None = None
+    """The use case these settings are for (``for_use_case`` sets it)."""
     model_name: str | None = None
     """The MLflow model; default: the use case's (``for_use_case``). Set it, and the two
     below, only for a deployment that runs one use case under names of its own, next to
@@ -96,6 +96,7 @@ class ConveyorSettings(BaseSettings):
         is set (``use_case`` is a ``pipelines.usecase.UseCase``)."""
         return self.model_copy(
             update={
+                "use_case": use_case.name,
                 "model_name": self.model_name or use_case.model_name,
                 "serve_app_name": self.serve_app_name or use_case.serve_app_name,
                 "serve_route_prefix": self.serve_route_prefix or use_case.serve_route_prefix,
@@ -103,8 +104,8 @@ class ConveyorSettings(BaseSettings):
         )
 
     def named(self, field: str) -> str:
-        """A name setting (``model_name``, ``serve_app_name``, ``serve_route_prefix``), which
-        must be set: a one-line error otherwise."""
+        """A name setting (``use_case``, ``model_name``, ``serve_app_name``,
+        ``serve_route_prefix``), which must be set: a one-line error otherwise."""
         value = getattr(self, field)
         if not value:
             raise ValueError(
@@ -146,6 +147,7 @@ class ConveyorSettings(BaseSettings):
         import shlex
 
         flags = {
+            "--use-case": self.named("use_case"),
             "--dashboard": self.ray_jobs_address,
             "--app-name": self.named("serve_app_name"),
             "--route-prefix": self.named("serve_route_prefix"),

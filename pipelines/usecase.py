@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
 
@@ -72,11 +72,24 @@ class Gate:
             return challenger >= champion + self.margin
         return challenger <= champion - self.margin
 
+    @property
+    def label(self) -> str:
+        """The metric as people write it: ``F1``, ``MAE``, ``defect_recall``."""
+        return self.metric.upper() if len(self.metric) <= 3 else self.metric
+
     def explain(self, value: float) -> str:
-        """``holdout f1 0.72 < bar 0.80``: the gate's verdict on one value, for logs."""
+        """``holdout F1 0.720 < bar 0.800``: the gate's verdict on one value, for logs."""
         ok = self.passes(value)
         sign = (">=" if ok else "<") if self.higher_is_better else ("<=" if ok else ">")
-        return f"holdout {self.metric} {value:.2f} {sign} bar {self.bar:.2f}"
+        return f"holdout {self.label} {value:.3f} {sign} bar {self.bar:.3f}"
+
+    def with_bar(self, bar: float | None = None, margin: float | None = None) -> Gate:
+        """This gate with a run's own bar and margin (the DAG's Params)."""
+        return replace(
+            self,
+            bar=self.bar if bar is None else float(bar),
+            margin=self.margin if margin is None else float(margin),
+        )
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,10 @@ class UseCase:
     source_config: str | None = None
     """Import path of ``f(params) -> dict`` turning those fields into the ingest's keyword
     arguments."""
+    learner: str | None = None
+    """Import path of the use case's ``pipelines.ml.learner.Learner`` (an instance): its
+    features, target, model, holdout rules and request record. Without one the use case
+    ingests and validates but has no training or serving."""
     gate: Gate = field(default_factory=Gate)
     route_prefix: str | None = None
     """The Serve route; default ``/<name with dashes>``."""
@@ -124,7 +141,7 @@ class UseCase:
                 f"use case name {self.name!r} is not snake_case (a-z, 0-9, _; 2-48 characters)"
             )
         self.table.check(self.name)
-        for path in (self.generator, self.source_config):
+        for path in (self.generator, self.source_config, self.learner):
             if path is not None and ":" not in path:
                 raise UseCaseError(
                     f"use case {self.name}: {path!r} is not an import path 'module:function'"

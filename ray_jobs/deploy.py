@@ -28,6 +28,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--action", choices=ACTIONS, default="deploy")
     parser.add_argument("--model-version", help="needed by deploy, canary and shadow")
     parser.add_argument("--fraction", type=float, default=0.1, help="canary share of traffic")
+    parser.add_argument("--use-case", required=True, help="the registered use case served")
     parser.add_argument("--dashboard", required=True, help="Ray dashboard URL (Serve REST API)")
     parser.add_argument("--app-name", required=True)
     parser.add_argument("--route-prefix", required=True)
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     target = ServeTarget(
         dashboard=args.dashboard,
+        use_case=args.use_case,
         app_name=args.app_name,
         route_prefix=args.route_prefix,
         http_host=args.http_host,

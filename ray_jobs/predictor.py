@@ -1,9 +1,11 @@
-"""Scoring: a predictor slot (``FailurePredictor``) that holds one registered model version and
+"""Scoring: a predictor slot (``Predictor``) that holds one registered model version and
 scores it in dynamic batches, and the router's in-process copy of the stable version
 (``StableMirror``).
 
 A version is loaded from the MLflow registry with its feature scaler, in a thread of its own
-at lower CPU priority, and must score the sample records before it replaces anything.
+at lower CPU priority, and must score its use case's sample records
+(``Learner.sample_records``) before it replaces anything. The features, the record's columns
+and the prediction's fields are the use case's learner's: this module knows no use case.
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from dataclasses import dataclass
 
 from ray import serve
 
-from pipelines.serving.client import SAMPLE_RECORDS
-from ray_jobs.serve_schemas import ModelChoice, PredictorArgs, Record
+from ray_jobs.serve_schemas import ModelChoice, PredictorArgs
 
 log = logging.getLogger("ray.serve")
 
@@ -58,22 +59,25 @@ def load_version(args: PredictorArgs, requested: str) -> LoadedVersion:
     records: a version that cannot score is refused before it replaces anything."""
     import tempfile
 
+    from pipelines.catalog import learner_of
     from pipelines.ml.model import LoadedModel
     from pipelines.ml.registry import describe_version, download_version, resolve_version
 
+    learner = learner_of(args.use_case)
     version = resolve_version(args.tracking_uri, args.model_name, requested)
     with tempfile.TemporaryDirectory(prefix="model-") as scratch:  # a slot reloads many times
-        model = LoadedModel(download_version(args.tracking_uri, args.model_name, version, scratch))
+        directory = download_version(args.tracking_uri, args.model_name, version, scratch)
+        model = LoadedModel(directory, learner)
     check_scores(model, args.model_name, version)
     info = describe_version(args.tracking_uri, args.model_name, version)
     return LoadedVersion(requested=requested, version=version, model=model, info=info)
 
 
 def check_scores(model, model_name: str, version: str) -> None:
-    """Score the sample records; anything but probabilities (NaN included) refuses the model."""
-    from pipelines.ml.features import record_columns
-
-    probabilities = model.predict_proba(record_columns(SAMPLE_RECORDS)).tolist()
+    """Score the use case's sample records; anything but probabilities (NaN included) refuses
+    the model."""
+    learner = model.learner
+    probabilities = model.predict_proba(learner.record_columns(learner.sample_records)).tolist()
     if not all(0.0 <= p <= 1.0 for p in probabilities):
         raise RuntimeError(
             f"version {version} of {model_name} scored {probabilities}, not probabilities"
@@ -96,7 +100,7 @@ def unpack_copy(blob: bytes, version: str) -> tuple[LoadedVersion, PredictorArgs
     health_check_timeout_s=30,
     graceful_shutdown_timeout_s=20,
 )
-class FailurePredictor:
+class Predictor:
     """A predictor slot: serves whichever registered version its ``user_config`` names, in
     dynamic batches. Changing the version reloads in place (``reconfigure``), in the same
     process: a rollout starts no new process and no build task, which on a small machine
@@ -129,13 +133,10 @@ class FailurePredictor:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
     async def _score(self, batches: list[list[dict]]) -> list[tuple[LoadedVersion, list]]:
-        from pipelines.ml.features import (
-            record_columns,  # pandas: where a model scores, not at import
-        )
-
         loaded = self.loaded
         rows = [record for batch in batches for record in batch]
-        probabilities = loaded.model.predict_proba(record_columns(rows)).tolist()
+        model = loaded.model
+        probabilities = model.predict_proba(model.learner.record_columns(rows)).tolist()
         out, start = [], 0
         for batch in batches:
             out.append((loaded, probabilities[start : start + len(batch)]))
@@ -153,13 +154,11 @@ class FailurePredictor:
             loaded, probabilities = await self._score(records)
         finally:
             self.in_flight -= 1
+        model = loaded.model
         return {
             "model_name": self.args.model_name,
             "model_version": loaded.version,
-            "predictions": [
-                {"failure_probability": p, "failure": p >= loaded.model.threshold}
-                for p in probabilities
-            ],
+            "predictions": [model.learner.prediction(p, model.threshold) for p in probabilities],
         }
 
     def export(self) -> bytes:
@@ -168,9 +167,8 @@ class FailurePredictor:
         return pickle.dumps((self.loaded, self.args))
 
     def metadata(self) -> dict:
-        from pipelines.ml.features import FEATURE_NAMES
-
         loaded = self.loaded
+        learner = loaded.model.learner
         alias = None if loaded.requested.isdigit() else loaded.requested
         train_dates = loaded.info["tags"].get("train_dates", "")
         return {
@@ -181,8 +179,9 @@ class FailurePredictor:
             "training_partitions": [d for d in train_dates.split(",") if d],
             "threshold": loaded.model.threshold,
             "metrics": loaded.model.meta.get("metrics"),
-            "input_schema": Record.model_json_schema(),
-            "feature_names": list(FEATURE_NAMES),
+            "use_case": self.args.use_case,
+            "input_schema": learner.request_model.model_json_schema(),
+            "feature_names": list(learner.feature_names),
             "batching": {
                 "max_batch_size": self.args.max_batch_size,
                 "batch_wait_timeout_s": self.args.batch_wait_timeout_s,
@@ -200,12 +199,12 @@ class StableMirror:
     never talks to the registry. The version a rollout is about to make stable
     (``Routing.incoming``) is copied ahead and held unused, so the switch only swaps it in.
     Every other version (canary, shadow, pinned), and the stable one until its copy is here,
-    goes to the slots. Scoring reuses ``FailurePredictor`` (the class, not a deployment) with
+    goes to the slots. Scoring reuses ``Predictor`` (the class, not a deployment) with
     the slot's own batching settings; it holds one version at a time, swapped whole, so a
     batch never mixes two."""
 
     def __init__(self, retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)):
-        self.predictor: FailurePredictor | None = None
+        self.predictor: Predictor | None = None
         self.stable: str | None = None
         self.wanted: set[str] = set()
         self.staged: dict[str, tuple[LoadedVersion, PredictorArgs]] = {}
@@ -235,7 +234,7 @@ class StableMirror:
             return
         loaded, args = self.staged.pop(self.stable)
         if self.predictor is None or self.predictor.args != args:
-            self.predictor = FailurePredictor.func_or_class(args)
+            self.predictor = Predictor.func_or_class(args)
         self.predictor.loaded = loaded
         log.info("router scores version %s in process", loaded.version)
 

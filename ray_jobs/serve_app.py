@@ -12,12 +12,13 @@ and a rollback to the previous version instant (it stays loaded in its slot).
 - ``app_builder(args)`` builds a predictor slot (``PredictorArgs``); its ``user_config``
   (``ModelChoice``) names the version, loaded with its feature scaler from the MLflow registry
   by version or alias and scored with ``@serve.batch``.
-- ``router_builder(args)`` builds the HTTP ingress (``RouterArgs``): validation (422, never a
-  500, for bad input), optional bearer auth, canary split, shadow copies, ``/healthz``,
+- ``router_builder(args)`` builds the HTTP ingress (``RouterArgs``): validation of the use
+  case's records (``Learner.request_model``; 422, never a 500, for bad input), optional bearer
+  auth, canary split, shadow copies, ``/healthz``,
   ``/metadata`` and the OpenAPI document.
 
 The builders and the router live here; the request/response and argument models in
-``ray_jobs.serve_schemas``; loading and scoring (``FailurePredictor``, the router's
+``ray_jobs.serve_schemas``; loading and scoring (``Predictor``, the router's
 ``StableMirror``) in ``ray_jobs.predictor``.
 """
 
@@ -37,7 +38,9 @@ from functools import partial
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from ray import serve
 from ray.serve import Application
 
@@ -48,13 +51,13 @@ from pipelines.serving.routing import (
     VERSION_HEADER,
     Routing,
 )
-from ray_jobs.predictor import FailurePredictor, StableMirror
+from ray_jobs.predictor import Predictor, StableMirror
 from ray_jobs.serve_schemas import (
     PredictorArgs,
-    PredictRequest,
     PredictResponse,
     Problem,
     RouterArgs,
+    request_model_for,
 )
 
 log = logging.getLogger("ray.serve")
@@ -62,11 +65,11 @@ log = logging.getLogger("ray.serve")
 
 def app_builder(args: dict) -> Application:
     """A predictor slot application (Serve config ``args``); the version it serves is the
-    ``FailurePredictor`` deployment's ``user_config``, ``{"model_version": ...}``."""
+    ``Predictor`` deployment's ``user_config``, ``{"model_version": ...}``."""
     parsed = PredictorArgs.model_validate(args)
     # Serve's default of 5 ongoing requests per replica would cap every batch at 5.
     ongoing = max(2 * parsed.max_batch_size, 8)
-    return FailurePredictor.options(
+    return Predictor.options(
         num_replicas=parsed.num_replicas,
         max_ongoing_requests=ongoing,
         ray_actor_options={"num_cpus": parsed.num_cpus},
@@ -131,10 +134,43 @@ def _one_line(errors: list[dict]) -> str:
 
 
 api = FastAPI(
-    title="Conveyor predictive maintenance",
-    version="2",
-    description="Failure probability for machine telemetry records, by registered model version.",
+    title="Conveyor model endpoint",
+    version="3",
+    description="Predictions of a use case's model for its records, by registered model version.",
 )
+
+
+class RequestBody:
+    """The use case's ``/predict`` body model. Set by ``Router.__init__`` (the app object is
+    re-imported in each replica process, and a replica serves one use case); the route reads
+    and validates the body itself so one app serves any use case's records."""
+
+    model = None
+
+
+def _openapi() -> dict:
+    """FastAPI's document, with the use case's request body (its record's constraints
+    included, where client generators and the fuzz test read them)."""
+    if api.openapi_schema is None:
+        schema = get_openapi(
+            title=api.title, version=api.version, description=api.description, routes=api.routes
+        )
+        if RequestBody.model is not None:
+            body = RequestBody.model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(body.pop("$defs", {}))
+            components["PredictRequest"] = body
+            schema["paths"]["/predict"]["post"]["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+                },
+            }
+        api.openapi_schema = schema
+    return api.openapi_schema
+
+
+api.openapi = _openapi
 
 
 api.add_middleware(BodyLimit)
@@ -205,8 +241,13 @@ class Router:
     """The HTTP face of the model: validates, authenticates and routes by ``Routing``."""
 
     async def __init__(self, args: RouterArgs, table):
+        from pipelines.catalog import learner_of
+
         self.args = args
         BodyLimit.limit = args.max_body_bytes
+        self.learner = learner_of(args.use_case)
+        RequestBody.model = request_model_for(self.learner.request_model)
+        api.title = f"Conveyor {args.use_case}"
         self.handles: dict[str, object] = {}
         self.shadow_stats = {"requests": 0, "compared": 0, "disagreements": 0, "errors": 0}
         self.shadow_inflight = 0
@@ -306,16 +347,21 @@ class Router:
         response_model=PredictResponse,
         responses={401: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
     )
-    async def predict(self, body: PredictRequest, request: Request) -> JSONResponse:
-        """Failure probabilities for one record or a batch; the answer names the version."""
+    async def predict(self, request: Request) -> JSONResponse:
+        """Predictions for one record or a batch; the answer names the version."""
         self._authorize(request)
+        try:
+            body = RequestBody.model.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
         records = [r.model_dump() for r in body.records]
         version, served_by, app = self._pick(request.headers.get(VERSION_HEADER))
         answer = await self._predict(app, version, records)
         if served_by == "pinned" and answer["model_version"] != version:
             # The slot was reloaded with another version since this routing was read.
             raise HTTPException(status_code=503, detail=f"model version {version} is unavailable")
-        if not all(math.isfinite(p["failure_probability"]) for p in answer["predictions"]):
+        score = self.learner.score_field
+        if not all(math.isfinite(p[score]) for p in answer["predictions"]):
             log.error("version=%s scored a non-finite probability", version)
             raise HTTPException(status_code=503, detail=f"model version {version} failed to score")
         routing = self.routing
@@ -354,10 +400,11 @@ class Router:
             return
         finally:
             self.shadow_inflight -= 1
-        ours = [p["failure_probability"] for p in primary["predictions"]]
-        theirs = [p["failure_probability"] for p in answer["predictions"]]
+        score, decision = self.learner.score_field, self.learner.decision_field
+        ours = [p[score] for p in primary["predictions"]]
+        theirs = [p[score] for p in answer["predictions"]]
         flips = sum(
-            a["failure"] != b["failure"]
+            a[decision] != b[decision]
             for a, b in zip(primary["predictions"], answer["predictions"], strict=True)
         )
         self.shadow_stats["compared"] += 1

@@ -1,5 +1,8 @@
 """The serving contract: what Serve configs pass to the builders, and what clients send and get.
 
+The record a client sends is the use case's (``Learner.request_model``); the request and answer
+around it are the same for every use case.
+
 Kept apart from the deployments so a client, a test or the FastAPI baseline can validate
 requests exactly as the endpoint does without importing Ray Serve.
 """
@@ -8,9 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from pipelines.usecases.predictive_maintenance.schema import PHYSICAL_RANGES
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 MAX_RECORDS = 1024
 
@@ -21,6 +22,7 @@ class PredictorArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
+    use_case: str = Field(min_length=1, description="The use case whose learner scores")
     model_name: str = Field(min_length=1)
     tracking_uri: str = Field(min_length=1)
     num_replicas: int = Field(1, ge=1)
@@ -53,6 +55,7 @@ class RouterArgs(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    use_case: str = Field(min_length=1, description="The use case whose records it takes")
     app_name: str = Field(min_length=1)
     num_replicas: int = Field(1, ge=1)
     require_auth: bool = False
@@ -65,43 +68,20 @@ class RouterArgs(BaseModel):
     )
 
 
-def _reading(name: str):
-    """A sensor reading: a finite number within what the sensor can physically report. Declared
-    as constraints, not a validator, so the ranges are in the OpenAPI document and the
-    ``/metadata`` input schema, where client generators and the fuzz test read them."""
-    low, high = PHYSICAL_RANGES[name]
-    return Field(ge=low, le=high, allow_inf_nan=False)
+def request_model_for(record_model: type[BaseModel]) -> type[BaseModel]:
+    """The ``/predict`` body of a use case: ``{"records": [...]}`` with 1 to ``MAX_RECORDS`` of
+    its records (``Learner.request_model``), or one bare record, scored as a batch of one."""
 
-
-class Record(BaseModel):
-    """One machine-minute of sensor readings; impossible values are rejected."""
-
-    model_config = ConfigDict(strict=True)
-
-    product_type: Literal["L", "M", "H"]
-    air_temperature_k: float = _reading("air_temperature_k")
-    process_temperature_k: float = _reading("process_temperature_k")
-    rotational_speed_rpm: float = _reading("rotational_speed_rpm")
-    torque_nm: float = _reading("torque_nm")
-    tool_wear_min: float = _reading("tool_wear_min")
-
-
-class PredictRequest(BaseModel):
-    """``{"records": [...]}``, or one bare record (scored as a batch of one)."""
-
-    records: list[Record] = Field(min_length=1, max_length=MAX_RECORDS)
-
-    @model_validator(mode="before")
-    @classmethod
     def one_record(cls, data):
-        if isinstance(data, dict) and "records" not in data and "product_type" in data:
+        if isinstance(data, dict) and "records" not in data:
             return {"records": [data]}
         return data
 
-
-class Prediction(BaseModel):
-    failure_probability: float
-    failure: bool
+    return create_model(
+        "PredictRequest",
+        __validators__={"one_record": model_validator(mode="before")(classmethod(one_record))},
+        records=(list[record_model], Field(min_length=1, max_length=MAX_RECORDS)),
+    )
 
 
 class PredictResponse(BaseModel):
@@ -110,7 +90,9 @@ class PredictResponse(BaseModel):
     model_name: str
     model_version: str
     served_by: Literal["stable", "canary", "pinned"]
-    predictions: list[Prediction]
+    predictions: list[dict[str, float | bool]] = Field(
+        description="One per record, in order: the use case's score and decision fields"
+    )
 
 
 class Problem(BaseModel):

@@ -1,9 +1,12 @@
-"""Distributed training of the failure classifier with Ray Train (TorchTrainer, DDP).
+"""Distributed training of a use case's model with Ray Train (TorchTrainer, DDP): one driver
+for every use case, which supplies its features, target, network and holdout rules through its
+learner (``pipelines.ml.learner``).
 
 ``train_loop_per_worker(config)`` is the per-worker loop, also runnable in one plain process
-(``run_local``). ``main()`` is the Ray Jobs entrypoint: it reads the lake partitions, fits the
-scaler, runs the trainer with a run name that is stable for the DAG run (so a retry resumes from
-the last checkpoint), evaluates on a time-based holdout and writes the model and a typed result.
+(``run_local``). ``main()`` is the Ray Jobs entrypoint: it reads the use case's lake
+partitions, fits the scaler, runs the trainer with a run name that is stable for the DAG run
+(so a retry resumes from the last checkpoint), evaluates on a time-based holdout and writes the
+model and a typed result.
 """
 
 from __future__ import annotations
@@ -20,19 +23,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
+from pipelines.catalog import get_use_case, learner_of
 from pipelines.data import lake
 from pipelines.ml.evaluation import (
     TimeSplit,
     choose_threshold,
     holdout_report,
     logistic_baseline,
-    predictable,
     write_figures,
 )
-from pipelines.ml.features import FEATURE_NAMES, Scaler, feature_matrix, target_vector
-from pipelines.ml.model import build_model, save_model_dir
+from pipelines.ml.features import Scaler
+from pipelines.ml.model import save_model_dir
 from ray_jobs.contract import run_key, write_result
 
 log = logging.getLogger("conveyor.train")
@@ -50,26 +52,39 @@ def _in_ray_train() -> bool:
         return False
 
 
-def _load_rows(files: list[str], until: str | None, rank: int, world: int):
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    if until:
-        frame = frame[frame["timestamp"] < pd.Timestamp(until)]
+def _use_case(config: dict):
+    """The learner and time column of the run's use case (``config["use_case"]``)."""
+    use_case = get_use_case(config["use_case"])
+    return learner_of(use_case), use_case.table.time_column
+
+
+def _load_rows(config: dict, rank: int, world: int):
+    learner, time_column = _use_case(config)
+    frame = pd.concat([pd.read_parquet(f) for f in config["files"]], ignore_index=True)
+    if config.get("train_until"):
+        frame = frame[frame[time_column] < pd.Timestamp(config["train_until"])]
     frame = frame.iloc[rank::world]
-    return feature_matrix(frame), target_vector(frame)
+    return learner.features(frame), learner.targets(frame)
 
 
-def training_rows(files: list[str], train_until: str, scaler: dict):
+def training_rows(config: dict):
     """The training rows as a Ray Dataset of scaled features and targets: read from the lake
-    with ``read_parquet`` and transformed by the same code that serves (``pipelines``), so
-    loading streams and scales with the cluster instead of the driver's memory."""
+    with ``read_parquet`` and transformed by the same code that serves (the use case's
+    learner), so loading streams and scales with the cluster instead of the driver's memory."""
     import ray.data
 
-    until = pd.Timestamp(train_until)
-    fitted = Scaler.from_dict(scaler)
+    name, files = config["use_case"], config["files"]
+    until = pd.Timestamp(config["train_until"])
+    scaler = config["scaler"]
 
     def to_tensors(batch: pd.DataFrame) -> dict:
-        batch = batch[batch["timestamp"] < until]
-        return {"features": fitted.transform(feature_matrix(batch)), "target": target_vector(batch)}
+        learner, time_column = _use_case({"use_case": name})
+        fitted = Scaler.from_dict(scaler, learner.feature_names)
+        batch = batch[batch[time_column] < until]
+        return {
+            "features": fitted.transform(learner.features(batch)),
+            "target": learner.targets(batch),
+        }
 
     return ray.data.read_parquet(files).map_batches(to_tensors, batch_format="pandas")
 
@@ -77,7 +92,7 @@ def training_rows(files: list[str], train_until: str, scaler: dict):
 def _local_batches(config: dict, rank: int, world: int, device):
     """Batches without Ray: this worker's rows through a shuffling DataLoader."""
     scaler = Scaler.from_dict(config["scaler"])
-    features, target = _load_rows(config["files"], config.get("train_until"), rank, world)
+    features, target = _load_rows(config, rank, world)
     dataset = torch.utils.data.TensorDataset(
         torch.from_numpy(scaler.transform(features)), torch.from_numpy(target)
     )
@@ -187,7 +202,8 @@ def _train(config: dict):
     else:
         epoch_batches = _local_batches(config, rank, world, device)
 
-    model = build_model(hidden=int(config["hidden"]))
+    learner, _ = _use_case(config)
+    model = learner.build_model(len(learner.feature_names), hidden=int(config["hidden"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=float(config["lr"]))
     start_epoch, history = 0, []
     if distributed:
@@ -206,8 +222,7 @@ def _train(config: dict):
     else:
         model = model.to(device)
 
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(float(config["pos_weight"])))
-    loss_fn = loss_fn.to(device)
+    loss_fn = learner.loss(float(config["pos_weight"])).to(device)
     for epoch in range(start_epoch, int(config["epochs"])):
         model.train()
         total, count, started = 0.0, 0, time.perf_counter()
@@ -258,17 +273,19 @@ def _report_epoch(model, optimizer, epoch: int, metrics: dict, rank: int, histor
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def _score(state_dict: dict, hidden: int, scaler: Scaler, frame: pd.DataFrame) -> np.ndarray:
-    model = build_model(hidden=hidden)
+def _score(learner, state_dict: dict, hidden: int, scaler: Scaler, frame) -> np.ndarray:
+    model = learner.build_model(len(learner.feature_names), hidden=hidden)
     model.load_state_dict(state_dict)
     model.eval()
+    features = torch.from_numpy(scaler.transform(learner.features(frame)))
     with torch.inference_mode():
-        logits = model(torch.from_numpy(scaler.transform(feature_matrix(frame)))).squeeze(-1)
+        logits = model(features).squeeze(-1)
     return torch.sigmoid(logits).numpy()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--use-case", required=True, help="the registered use case to train")
     parser.add_argument("--lake", required=True, help="lake root")
     parser.add_argument("--dates", required=True, help="comma-separated YYYY-MM-DD partitions")
     parser.add_argument("--storage-path", required=True, help="shared storage for runs")
@@ -278,7 +295,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--use-gpu", choices=["auto", "true", "false"], default="auto")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=None, help="default: the learner's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-failures", type=int, default=2)
     parser.add_argument(
@@ -310,17 +327,19 @@ def main(argv: list[str] | None = None) -> dict:
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    use_case = get_use_case(args.use_case)
+    learner, table = learner_of(use_case), use_case.table
+    hidden = args.hidden or learner.hidden
     days = [dt.date.fromisoformat(d) for d in args.dates.split(",") if d]
     if not days:
         raise SystemExit("train: --dates names no partition")
-    files = lake.partition_files(args.lake, days)
-    manifests = {d.isoformat(): lake.read_manifest(args.lake, d).sha256 for d in days}
+    files = lake.partition_files(args.lake, days, table.name)
+    manifests = {d.isoformat(): lake.read_manifest(args.lake, d, table.name).sha256 for d in days}
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    split = TimeSplit.of(frame["timestamp"])
+    split = TimeSplit.of(frame, table.time_column)
     train_rows = split.train(frame)
-    scaler = Scaler.fit(feature_matrix(train_rows))
-    positives = float(train_rows["machine_failure"].sum())
-    pos_weight = min((len(train_rows) - positives) / max(positives, 1.0), 20.0)
+    scaler = Scaler.fit(learner.features(train_rows), learner.feature_names)
+    pos_weight = learner.pos_weight(learner.targets(train_rows))
 
     ray.init(ignore_reinit_error=True)
     use_gpu = _use_gpu(args.use_gpu)
@@ -333,6 +352,7 @@ def main(argv: list[str] | None = None) -> dict:
         use_gpu,
     )
     config = {
+        "use_case": use_case.name,
         "ray_data": True,
         "streaming_data": args.streaming_data,
         "files": files,
@@ -341,11 +361,11 @@ def main(argv: list[str] | None = None) -> dict:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
-        "hidden": args.hidden,
+        "hidden": hidden,
         "seed": args.seed,
         "pos_weight": pos_weight,
     }
-    train_data = training_rows(files, config["train_until"], config["scaler"])
+    train_data = training_rows(config)
     if not args.streaming_data:
         # Read and transform once into the object store: each epoch then only iterates it
         # (~20x the feed rate of re-reading per epoch; see bench/README.md).
@@ -371,16 +391,16 @@ def main(argv: list[str] | None = None) -> dict:
         state = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=True)
 
     def score(rows: pd.DataFrame) -> np.ndarray:
-        return _score(state["model"], args.hidden, scaler, rows)
+        return _score(learner, state["model"], hidden, scaler, rows)
 
     validation, holdout = split.validation(frame), split.holdout(frame)
-    threshold = choose_threshold(score(validation), target_vector(validation))
-    metrics = holdout_report(score, holdout, threshold)
-    baseline = logistic_baseline(train_rows, validation, holdout)
+    threshold = choose_threshold(score(validation), learner.targets(validation))
+    metrics = holdout_report(score, holdout, threshold, learner)
+    baseline = logistic_baseline(learner, train_rows, validation, holdout)
     history = list(state.get("history", []))
     metrics["final_train_loss"] = history[-1]["train_loss"] if history else float("nan")
     params = {k: v for k, v in vars(args).items() if k not in ("lake", "storage_path")}
-    params.update(use_gpu=use_gpu, pos_weight=pos_weight)
+    params.update(use_gpu=use_gpu, pos_weight=pos_weight, hidden=hidden)
     model_dir = Path(args.storage_path).resolve() / name / "model"
     evaluation = {
         "metrics": metrics,
@@ -393,20 +413,23 @@ def main(argv: list[str] | None = None) -> dict:
         state["model"],
         scaler,
         {
-            "hidden": args.hidden,
-            "features": list(FEATURE_NAMES),
+            "use_case": use_case.name,
+            "hidden": hidden,
+            "features": list(learner.feature_names),
             "threshold": threshold,
             "metrics": metrics,
             "train_dates": [d.isoformat() for d in days],
             "manifests": manifests,
             "split": split.as_dict(),
         },
+        learner,
     )
-    kept = predictable(holdout)
-    write_figures(score(kept), target_vector(kept), threshold, model_dir / "evaluation")
+    kept = learner.headline_rows(holdout)
+    write_figures(score(kept), learner.targets(kept), threshold, model_dir / "evaluation")
     (model_dir / "evaluation" / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
     out = {
         "status": "succeeded",
+        "use_case": use_case.name,
         "run_name": name,
         "model_dir": str(model_dir),
         "checkpoint": result.checkpoint.path,

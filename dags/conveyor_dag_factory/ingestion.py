@@ -64,19 +64,15 @@ def source_of(kind: str, settings, use_case_name: str) -> tuple[str, str | None]
 
 def ingest_with_params(use_case_name: str, days: list[dt.date], params, run_id: str) -> list[str]:
     """Ingest ``days`` from the run's source Params; returns the dates committed."""
-    from pipelines.catalog import get_use_case, import_object
-    from pipelines.data.ingest import ingest_days
+    from pipelines.catalog import get_use_case
+    from pipelines.data.ingest import ingest_days, source_arguments
     from pipelines.settings import get_settings
 
     use_case = get_use_case(use_case_name)
     settings = get_settings()
     source, sql_table = source_of(params["source"], settings, use_case.name)
-    if use_case.source_config:
-        extra = import_object(use_case.source_config)(params)
-    elif use_case.generator:
-        extra = {"generate": import_object(use_case.generator)}
-    else:
-        extra = {}
+    fields = {name: params[name] for name in use_case.source_params}
+    extra = source_arguments(use_case, fields)
     results = ingest_days(
         days,
         settings.lake,

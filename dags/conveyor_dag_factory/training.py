@@ -122,11 +122,17 @@ def smoke_test(use_case: UseCase):
     def smoke_test(rollout: dict) -> dict:
         """From the Airflow side: the endpoint answers with a version the rollout's routing
         names (``rollout`` is a deploy job's result)."""
+        from pipelines.catalog import learner_of
         from pipelines.serving.client import smoke_test_routing
 
-        settings = use_case_settings(name)
-        token = settings.serve_token.get_secret_value()
-        return smoke_test_routing(settings.serve_endpoint, rollout["routing"], token=token)
+        settings, learner = use_case_settings(name), learner_of(name)
+        return smoke_test_routing(
+            settings.serve_endpoint,
+            rollout["routing"],
+            records=learner.sample_records,
+            score_field=learner.score_field,
+            token=settings.serve_token.get_secret_value(),
+        )
 
     name = use_case.name
     return smoke_test
@@ -147,7 +153,8 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
         from pipelines.ml.registry import find_trained_version, training_fingerprint
 
         settings = use_case_settings(name)
-        fingerprint = training_fingerprint(settings.lake, dates, _hyperparameters(params))
+        table = use_case.table.name
+        fingerprint = training_fingerprint(settings.lake, table, dates, _hyperparameters(params))
         ti.xcom_push(key="fingerprint", value=fingerprint)
         if not params["force_retrain"]:
             found = find_trained_version(settings.tracking_uri, settings.model_name, fingerprint)
@@ -159,7 +166,7 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
     train = RayJobOperator(
         task_id="train",
         entrypoint=(
-            "python -m ray_jobs.train --lake {{ settings().lake }}"
+            f"python -m ray_jobs.train --use-case {name} --lake {{{{ settings().lake }}}}"
             " --dates {{ ti.xcom_pull(task_ids='plan')['dates'] | join(',') }}"
             " --storage-path {{ settings().runs_dir }}"
             " --epochs {{ params.epochs }} --num-workers {{ params.num_workers }}"
@@ -198,16 +205,18 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
         restores the endpoint on a fresh cluster). With no champion at all, deploy and
         smoke_test are skipped, as they are with deploy_mode none. The decision's reason is the
         last line of this task's log."""
+        from pipelines.catalog import get_use_case
         from pipelines.ml.promotion import promote as decide
 
         settings = use_case_settings(name)
+        spec = get_use_case(name)
         decision = decide(
             settings.tracking_uri,
             version["name"],
             version["version"],
             settings.lake,
-            min_f1=params[gate_param],
-            margin=params["promotion_margin"],
+            use_case=spec,
+            gate=spec.gate.with_bar(params[gate_param], params["promotion_margin"]),
             lock_path=settings.home_dir / "locks" / f"promote-{version['name']}.lock",
         )
         return None if params["deploy_mode"] == "none" else decision.champion_after

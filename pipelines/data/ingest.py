@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
 from pipelines.data import lake
 from pipelines.data.conform import conform
-from pipelines.usecase import TableSpec
+from pipelines.usecase import TableSpec, UseCase
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,34 @@ def ingest_day(
     partition = lake.partition_dir(lake_root, day, table.name)
     log.info("ingested date=%s rows=%d partition=%s", day, manifest.rows, partition)
     return IngestResult(day.isoformat(), manifest.rows, partition, manifest.as_dict())
+
+
+def source_fields(use_case: UseCase, given: Mapping | None = None) -> dict:
+    """A use case's source fields (``UseCase.source_params``): their defaults, overridden by
+    ``given`` (a run's Params, CLI options); a name the use case does not declare is an
+    error that lists the ones it does."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(use_case.source_params))
+    if unknown:
+        known = ", ".join(use_case.source_params) or "none"
+        raise ValueError(
+            f"use case {use_case.name} has no source field(s) {', '.join(unknown)}"
+            f" (it has: {known})"
+        )
+    defaults = {name: schema.get("default") for name, schema in use_case.source_params.items()}
+    return {**defaults, **given}
+
+
+def source_arguments(use_case: UseCase, fields: Mapping | None = None) -> dict:
+    """``ingest_day`` keyword arguments of a use case's source fields: its ``source_config``
+    hook when it has one, else its generator as it is."""
+    from pipelines.catalog import import_object
+
+    if use_case.source_config:
+        return import_object(use_case.source_config)(source_fields(use_case, fields))
+    if use_case.generator:
+        return {"generate": import_object(use_case.generator)}
+    return {}
 
 
 MAX_DAYS = 60

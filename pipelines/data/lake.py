@@ -35,9 +35,6 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-TABLE = "telemetry"
-"""The table a call names when it names none: predictive maintenance's, until every reader
-of the lake takes its use case's table (issue 21)."""
 MANIFEST_FILE = "_manifest.json"
 QUARANTINE = "_quarantine"
 
@@ -72,7 +69,7 @@ def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,))
 
 
-def partition_dir(root: str | os.PathLike, day: dt.date, table: str = TABLE) -> str:
+def partition_dir(root: str | os.PathLike, day: dt.date, table: str) -> str:
     """The partition's location, in the root's own form (a path, or a URL for object stores)."""
     base = str(root).rstrip("/")
     return f"{base}/{table}/date={day.isoformat()}"
@@ -110,7 +107,7 @@ def write_partition(
     source: str = "",
     run_id: str | None = None,
     report: dict | None = None,
-    table_name: str = TABLE,
+    table_name: str,
 ) -> Manifest:
     """Replace the partition of ``day`` of lake table ``table_name`` with ``table`` (an Arrow
     table) and return its manifest."""
@@ -166,7 +163,7 @@ def _writers_take_turns(fs: fsspec.AbstractFileSystem, target: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def read_manifest(root: str | os.PathLike, day: dt.date, table: str = TABLE) -> Manifest:
+def read_manifest(root: str | os.PathLike, day: dt.date, table: str) -> Manifest:
     fs, _ = _fs(root)
     path = f"{_fs(partition_dir(root, day, table))[1]}/{MANIFEST_FILE}"
     if not fs.exists(path):
@@ -174,14 +171,12 @@ def read_manifest(root: str | os.PathLike, day: dt.date, table: str = TABLE) -> 
     return Manifest(**json.loads(fs.cat_file(path)))
 
 
-def data_path(root: str | os.PathLike, day: dt.date, table: str = TABLE) -> str:
+def data_path(root: str | os.PathLike, day: dt.date, table: str) -> str:
     """The committed data file of ``day`` (in the root's own form)."""
     return f"{partition_dir(root, day, table)}/{read_manifest(root, day, table).data_file}"
 
 
-def read_committed(
-    root: str | os.PathLike, day: dt.date, table: str = TABLE
-) -> tuple[pa.Table, Manifest]:
+def read_committed(root: str | os.PathLike, day: dt.date, table: str) -> tuple[pa.Table, Manifest]:
     """The committed partition of ``day`` and the manifest of the very file that was read
     (its ``sha256`` identifies the rows, e.g. in a validation result)."""
     for attempt in range(3):
@@ -197,16 +192,16 @@ def read_committed(
             # manifest: read it again.
 
 
-def read_table(root: str | os.PathLike, day: dt.date, table: str = TABLE) -> pa.Table:
+def read_table(root: str | os.PathLike, day: dt.date, table: str) -> pa.Table:
     return read_committed(root, day, table)[0]
 
 
-def read_partition(root: str | os.PathLike, day: dt.date, table: str = TABLE):
+def read_partition(root: str | os.PathLike, day: dt.date, table: str):
     """The committed partition of ``day`` as a pandas DataFrame."""
     return read_table(root, day, table).to_pandas()
 
 
-def committed_dates(root: str | os.PathLike, table: str = TABLE) -> list[dt.date]:
+def committed_dates(root: str | os.PathLike, table: str) -> list[dt.date]:
     """Every date with a committed (manifest-bearing) partition, oldest first."""
     fs, base = _fs(root)
     manifests = fs.glob(f"{base}/{table}/date=*/{MANIFEST_FILE}")
@@ -214,7 +209,7 @@ def committed_dates(root: str | os.PathLike, table: str = TABLE) -> list[dt.date
     return sorted(dates)
 
 
-def week_partitions(root: str | os.PathLike, week_key: str, table: str = TABLE) -> list[str]:
+def week_partitions(root: str | os.PathLike, week_key: str, table: str) -> list[str]:
     """The seven committed days (YYYY-MM-DD) of the ISO week starting on ``week_key``'s
     Monday (``2026-11-23`` or ``2026-11-23 (W48)``); a one-line error when a day is missing."""
     try:
@@ -232,7 +227,7 @@ def week_partitions(root: str | os.PathLike, week_key: str, table: str = TABLE) 
     return [d.isoformat() for d in days]
 
 
-def partition_files(root: str | os.PathLike, days: list[dt.date], table: str = TABLE) -> list[str]:
+def partition_files(root: str | os.PathLike, days: list[dt.date], table: str) -> list[str]:
     return [data_path(root, day, table) for day in days]
 
 
@@ -241,7 +236,7 @@ def quarantine_partition(
     day: dt.date,
     attachments: dict[str, bytes],
     run_id: str | None,
-    table: str = TABLE,
+    table: str,
 ) -> str:
     """Move the partition of ``day`` out of the lake into ``<root>/_quarantine/...``.
 

@@ -27,9 +27,6 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "data_checks"
-DEFAULT_SUITE = SUITES_DIR / "predictive_maintenance" / "telemetry.json"
-"""The suite a call names when it names none (predictive maintenance's), until every caller
-passes its use case's (``suite_path_for``)."""
 
 
 def suite_path_for(use_case) -> Path:
@@ -79,7 +76,7 @@ class ValidationReport:
         return asdict(self)
 
 
-def load_suite_spec(path: Path = DEFAULT_SUITE) -> dict:
+def load_suite_spec(path: Path) -> dict:
     spec = json.loads(Path(path).read_text())
     for item in spec["expectations"]:
         if item.get("severity") not in SEVERITIES:
@@ -282,7 +279,7 @@ def validate_frame(
     frame: pd.DataFrame,
     day: dt.date,
     result_dir: str | Path,
-    suite_path: Path = DEFAULT_SUITE,
+    suite_path: Path,
     *,
     reference: dict | None = None,
     run_id: str | None = None,
@@ -394,11 +391,11 @@ def validate_partition(
     lake_root: str,
     day: dt.date,
     result_dir: str | Path,
-    suite_path: Path = DEFAULT_SUITE,
+    suite_path: Path,
     *,
+    table: str,
     run_id: str | None = None,
     now: dt.datetime | None = None,
-    table: str | None = None,
 ) -> ValidationReport:
     """Validate the committed partition of ``day`` of lake table ``table``.
 
@@ -407,7 +404,6 @@ def validate_partition(
     """
     from pipelines.data import lake
 
-    table = table or lake.TABLE
     spec = load_suite_spec(suite_path)
     reference = reference_profile(lake_root, day, result_dir, spec, table)
     rows, manifest = lake.read_committed(lake_root, day, table)
@@ -442,9 +438,9 @@ def validate_days(
     days: list[dt.date],
     result_dir: str | Path,
     *,
+    suite_path: Path,
+    table: str,
     run_id: str | None = None,
-    suite_path: Path = DEFAULT_SUITE,
-    table: str | None = None,
 ) -> list[ValidationReport]:
     """Validate each day (quarantining failures) and write the run's index page; never raises
     for a failed partition, so every day of a run is checked and reported."""

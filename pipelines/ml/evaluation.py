@@ -1,9 +1,9 @@
-"""How a failure classifier is judged: one definition for training, the promotion gate and tests.
+"""How a classifier is judged: one definition for training, the promotion gate and tests.
 
 The split is by time, never random: train on the first 70 % of the period, choose the decision
-threshold on the next 10 %, report on the latest 20 % (the holdout). Random failures (RNF
-alone) are unpredictable by construction, so the headline metrics exclude them; recall per
-failure mode still shows RNF.
+threshold on the next 10 %, report on the latest 20 % (the holdout). The headline metrics are
+computed on the rows the use case's learner counts (``Learner.headline_rows``); its own extra
+metrics (``Learner.extra_metrics``) on all holdout rows.
 """
 
 from __future__ import annotations
@@ -13,44 +13,37 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipelines.ml.features import target_vector
-from pipelines.usecases.predictive_maintenance.schema import LABEL_COLUMNS
-
-FAILURE_MODES = tuple(c for c in LABEL_COLUMNS if c != "machine_failure")
+from pipelines.ml.learner import Learner
 
 
 @dataclass(frozen=True)
 class TimeSplit:
     train_until: pd.Timestamp
     holdout_from: pd.Timestamp
+    time_column: str
 
     @classmethod
-    def of(cls, timestamps: pd.Series) -> TimeSplit:
+    def of(cls, frame: pd.DataFrame, time_column: str) -> TimeSplit:
+        timestamps = frame[time_column]
         start, end = timestamps.min(), timestamps.max()
         span = end - start
-        return cls(start + 0.7 * span, start + 0.8 * span)
+        return cls(start + 0.7 * span, start + 0.8 * span, time_column)
 
     def train(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[frame["timestamp"] < self.train_until]
+        return frame[frame[self.time_column] < self.train_until]
 
     def validation(self, frame: pd.DataFrame) -> pd.DataFrame:
-        ts = frame["timestamp"]
+        ts = frame[self.time_column]
         return frame[(ts >= self.train_until) & (ts < self.holdout_from)]
 
     def holdout(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[frame["timestamp"] >= self.holdout_from]
+        return frame[frame[self.time_column] >= self.holdout_from]
 
     def as_dict(self) -> dict:
         return {
             "train_until": self.train_until.isoformat(),
             "holdout_from": self.holdout_from.isoformat(),
         }
-
-
-def predictable(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows without a random-only failure (RNF with no other mode)."""
-    others = frame[[m for m in FAILURE_MODES if m != "rnf"]].sum(axis=1)
-    return frame[~((frame["rnf"] == 1) & (others == 0))]
 
 
 def calibration_error(probabilities: np.ndarray, target: np.ndarray, bins: int = 10) -> float:
@@ -96,41 +89,34 @@ def choose_threshold(probabilities: np.ndarray, target: np.ndarray) -> float:
     return float(candidates[int(np.argmax(scores))])
 
 
-def recall_by_mode(probabilities: np.ndarray, frame: pd.DataFrame, threshold: float) -> dict:
-    predicted = probabilities >= threshold
-    out = {}
-    for mode in FAILURE_MODES:
-        rows = (frame[mode] == 1).to_numpy()
-        out[mode] = float(predicted[rows].mean()) if rows.any() else None
-    return out
+def holdout_report(score, frame: pd.DataFrame, threshold: float, learner: Learner) -> dict:
+    """Headline metrics on the learner's headline rows, plus its extra metrics on all rows.
 
-
-def holdout_report(score, frame: pd.DataFrame, threshold: float) -> dict:
-    """Headline metrics (RNF-only failures excluded) plus recall per failure mode (all rows).
-
-    ``score`` maps a frame to failure probabilities.
+    ``score`` maps a frame to probabilities.
     """
-    kept = predictable(frame)
-    report = evaluate(score(kept), target_vector(kept), threshold)
-    report["recall_by_mode"] = recall_by_mode(score(frame), frame, threshold)
+    kept = learner.headline_rows(frame)
+    report = evaluate(score(kept), learner.targets(kept), threshold)
+    report.update(learner.extra_metrics(score(frame), frame, threshold))
     return report
 
 
-def logistic_baseline(train: pd.DataFrame, validation: pd.DataFrame, holdout: pd.DataFrame) -> dict:
+def logistic_baseline(
+    learner: Learner, train: pd.DataFrame, validation: pd.DataFrame, holdout: pd.DataFrame
+) -> dict:
     """A logistic regression on the same features and scaler, for reference."""
     from sklearn.linear_model import LogisticRegression
 
-    from pipelines.ml.features import Scaler, feature_matrix
+    from pipelines.ml.features import Scaler
 
-    scaler = Scaler.fit(feature_matrix(train))
+    scaler = Scaler.fit(learner.features(train), learner.feature_names)
     model = LogisticRegression(max_iter=500, class_weight="balanced")
-    model.fit(scaler.transform(feature_matrix(train)), target_vector(train))
+    model.fit(scaler.transform(learner.features(train)), learner.targets(train))
 
     def score(frame: pd.DataFrame) -> np.ndarray:
-        return model.predict_proba(scaler.transform(feature_matrix(frame)))[:, 1]
+        return model.predict_proba(scaler.transform(learner.features(frame)))[:, 1]
 
-    threshold = choose_threshold(score(validation), target_vector(validation))
-    return holdout_report(score, holdout, threshold)
+    threshold = choose_threshold(score(validation), learner.targets(validation))
+    return holdout_report(score, holdout, threshold, learner)
 
 
 def write_figures(probabilities: np.ndarray, target: np.ndarray, threshold: float, out_dir) -> list:
@@ -148,7 +134,7 @@ def write_figures(probabilities: np.ndarray, target: np.ndarray, threshold: floa
     precision, recall, _ = precision_recall_curve(target, probabilities)
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot(recall, precision)
-    ax.set(xlabel="recall", ylabel="precision", title="Holdout PR curve (RNF-only excluded)")
+    ax.set(xlabel="recall", ylabel="precision", title="Holdout PR curve")
     fig.tight_layout()
     fig.savefig(out / "pr_curve.png", dpi=100)
     plt.close(fig)

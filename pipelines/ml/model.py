@@ -1,10 +1,11 @@
-"""The failure classifier and its on-disk form (weights + scaler + metadata, no pickles).
+"""A trained model's on-disk form (weights + scaler + metadata, no pickles) and loading it.
 
 A model directory holds ``weights.pt`` (a plain state dict, loaded with ``weights_only=True`` so
 a tampered file cannot run code), ``scaler.json`` and ``model.json`` (architecture, metrics, and
 the model's signature: its input features in order and its outputs). Loading checks the
-signature against the scaler (whose features must be the ones the feature step makes) and the
-weights' first layer, so a model is never fed features it was not trained on.
+signature against the scaler, against the features the use case's learner makes, and against
+the weights' first layer, so a model is never fed features it was not trained on. The network
+itself is the learner's (``Learner.build_model``).
 """
 
 from __future__ import annotations
@@ -16,51 +17,48 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
-from pipelines.ml.features import FEATURE_NAMES, Scaler, feature_matrix
+from pipelines.ml.features import Scaler
+from pipelines.ml.learner import Learner
 
 WEIGHTS_FILE = "weights.pt"
 SCALER_FILE = "scaler.json"
 META_FILE = "model.json"
 
 
-def build_model(hidden: int = 64, n_features: int = len(FEATURE_NAMES)) -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(n_features, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, 1),
-    )
-
-
-OUTPUTS = ("failure_probability",)
-
-
 class ModelSignatureError(ValueError):
     """A saved model does not fit what it is loaded or called with; the message says how."""
 
 
-def save_model_dir(directory: str | Path, state_dict: dict, scaler: Scaler, meta: dict) -> Path:
+def save_model_dir(
+    directory: str | Path, state_dict: dict, scaler: Scaler, meta: dict, learner: Learner
+) -> Path:
     """Write a model directory; its signature (``inputs``: the scaler's features in order,
-    ``outputs``) goes into ``model.json``."""
+    ``outputs``: the learner's score) goes into ``model.json``."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.detach().cpu() for k, v in state_dict.items()}, out / WEIGHTS_FILE)
     (out / SCALER_FILE).write_text(json.dumps(scaler.as_dict()))
-    signature = {"inputs": list(scaler.feature_names), "outputs": list(OUTPUTS)}
+    signature = {"inputs": list(scaler.feature_names), "outputs": [learner.score_field]}
     (out / META_FILE).write_text(json.dumps({**meta, **signature}, indent=2, default=str))
     return out
 
 
-def _check_signature(root: Path, meta: dict, scaler: Scaler, state: dict) -> list[str]:
-    """The model's input features, checked against its scaler and its first layer."""
+def _check_signature(
+    root: Path, meta: dict, scaler: Scaler, state: dict, learner: Learner
+) -> list[str]:
+    """The model's input features, checked against its scaler, the learner's features and
+    its first layer."""
     inputs = list(meta.get("inputs") or scaler.feature_names)  # older models: the scaler's
     if inputs != list(scaler.feature_names):
         raise ModelSignatureError(
             f"model {root}: its signature's inputs {inputs} differ from its scaler's "
             f"{list(scaler.feature_names)}"
+        )
+    if inputs != list(learner.feature_names):
+        raise ModelSignatureError(
+            f"model {root}: trained on features {inputs}, but {type(learner).__name__} makes "
+            f"{list(learner.feature_names)}"
         )
     first = next((v for k, v in state.items() if k.endswith("weight")), None)
     if first is not None and first.shape[-1] != len(inputs):
@@ -71,23 +69,25 @@ def _check_signature(root: Path, meta: dict, scaler: Scaler, state: dict) -> lis
 
 
 class LoadedModel:
-    """A model ready to score records: the network, its scaler and its metadata."""
+    """A model ready to score records: the network, its scaler, its metadata and the use
+    case's learner (which makes its features)."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, learner: Learner):
         root = Path(directory)
+        self.learner = learner
         self.meta: dict = json.loads((root / META_FILE).read_text())
         self.scaler = Scaler.from_dict(json.loads((root / SCALER_FILE).read_text()))
         state = torch.load(root / WEIGHTS_FILE, map_location="cpu", weights_only=True)
-        self.inputs = _check_signature(root, self.meta, self.scaler, state)
-        self.net = build_model(hidden=int(self.meta["hidden"]), n_features=len(self.inputs))
+        self.inputs = _check_signature(root, self.meta, self.scaler, state, learner)
+        self.net = learner.build_model(len(self.inputs), hidden=int(self.meta["hidden"]))
         self.net.load_state_dict(state)
         self.net.eval()
         self.threshold = float(self.meta.get("threshold", 0.5))
 
     def predict_proba(self, columns: pd.DataFrame | Mapping[str, Sequence]) -> np.ndarray:
-        """Failure probabilities; ``columns`` as ``feature_matrix`` takes them (a DataFrame,
-        or ``record_columns(records)``)."""
-        features = self.scaler.transform(feature_matrix(columns))
+        """Probabilities; ``columns`` as ``Learner.features`` takes them (a DataFrame, or
+        ``learner.record_columns(records)``)."""
+        features = self.scaler.transform(self.learner.features(columns))
         with torch.inference_mode():
             logits = self.net(torch.from_numpy(features)).squeeze(-1)
         return torch.sigmoid(logits).numpy()

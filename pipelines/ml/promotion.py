@@ -1,9 +1,10 @@
 """The promotion gate: a challenger becomes champion only if it is good enough and better.
 
 Every registered version starts as ``challenger``. It takes the ``champion`` alias only if
-(1) it passes the quality bar (holdout F1 >= ``min_f1``) and (2) it beats the current champion
-by ``margin`` F1 **on the same holdout**: the challenger's holdout rows, read from the lake,
-scored by both models with their own thresholds. Otherwise the champion stays, and the decision
+(1) its holdout value of the use case's gate metric passes the bar (``Gate``: higher F1, lower
+MAE, ...) and (2) it beats the current champion by ``margin`` **on the same holdout**: the
+challenger's holdout rows, read from the lake, scored by both models with their own
+thresholds. Otherwise the champion stays, and the decision
 says why in one line.
 
 Decisions are serialised by a lock file on shared storage: the second of two concurrent
@@ -23,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.ml.registry import CHAMPION, _client, download_version
+from pipelines.usecase import Gate, TableSpec, UseCase
 
 log = logging.getLogger(__name__)
 
@@ -64,23 +66,27 @@ def champion_version(tracking_uri: str, model_name: str) -> str | None:
         return None
 
 
-def holdout_of(tracking_uri: str, model_name: str, version: str, lake_root: str) -> pd.DataFrame:
+def holdout_of(
+    tracking_uri: str, model_name: str, version: str, lake_root: str, table: TableSpec
+) -> pd.DataFrame:
     """The rows the version was judged on: its training dates from ``holdout_from`` on."""
     from pipelines.data import lake
 
     tags = _client(tracking_uri).get_model_version(model_name, version).tags
     days = [dt.date.fromisoformat(d) for d in tags["train_dates"].split(",") if d]
-    frame = pd.concat([lake.read_partition(lake_root, d) for d in days], ignore_index=True)
-    return frame[frame["timestamp"] >= pd.Timestamp(tags["holdout_from"])]
+    frame = pd.concat(
+        [lake.read_partition(lake_root, d, table.name) for d in days], ignore_index=True
+    )
+    return frame[frame[table.time_column] >= pd.Timestamp(tags["holdout_from"])]
 
 
-def _score_version(tracking_uri: str, model_name: str, version: str, holdout: pd.DataFrame):
+def _score_version(tracking_uri: str, model_name: str, version: str, holdout, learner):
     from pipelines.ml.evaluation import holdout_report
     from pipelines.ml.model import LoadedModel
 
     with tempfile.TemporaryDirectory() as directory:
-        model = LoadedModel(download_version(tracking_uri, model_name, version, directory))
-    return holdout_report(model.predict_proba, holdout, model.threshold)
+        model = LoadedModel(download_version(tracking_uri, model_name, version, directory), learner)
+    return holdout_report(model.predict_proba, holdout, model.threshold, learner)
 
 
 def promote(
@@ -89,17 +95,22 @@ def promote(
     version: str,
     lake_root: str,
     *,
-    min_f1: float,
-    margin: float,
+    use_case: UseCase,
+    gate: Gate,
     lock_path: str | Path,
 ) -> PromotionDecision:
-    """Decide whether ``version`` becomes champion, and move the alias if it does."""
+    """Decide whether ``version`` becomes champion, and move the alias if it does. ``gate`` is
+    the use case's (``use_case.gate``) with the run's bar and margin."""
+    from pipelines.catalog import learner_of
+
     version = str(version)
+    learner = learner_of(use_case)
+    metric = gate.metric
     with exclusive(lock_path):
         before = champion_version(tracking_uri, model_name)
-        holdout = holdout_of(tracking_uri, model_name, version, lake_root)
-        challenger = _score_version(tracking_uri, model_name, version, holdout)
-        f1 = challenger["f1"]
+        holdout = holdout_of(tracking_uri, model_name, version, lake_root, use_case.table)
+        challenger = _score_version(tracking_uri, model_name, version, holdout, learner)
+        value = challenger[metric]
 
         def decide(promoted: bool, reason: str, champion_metrics: dict | None = None):
             after = version if promoted else before
@@ -110,29 +121,30 @@ def promote(
 
         if before == version:
             return decide(True, f"v{version} is already the champion")
-        if f1 < min_f1:
+        if not gate.passes(value):
             return decide(
                 False,
-                f"v{version} stays challenger: holdout F1 {f1:.3f} is below the quality bar"
-                f" {min_f1:.3f}; champion {_name(before)} unchanged",
+                f"v{version} stays challenger: {gate.explain(value)},"
+                f" {'below' if gate.higher_is_better else 'above'} the quality bar; champion"
+                f" {_name(before)} unchanged",
             )
         champion = None
         if before is not None:
-            champion = _score_version(tracking_uri, model_name, before, holdout)
-            if f1 < champion["f1"] + margin:
+            champion = _score_version(tracking_uri, model_name, before, holdout, learner)
+            if not gate.beats(value, champion[metric]):
                 return decide(
                     False,
-                    f"v{version} stays challenger: holdout F1 {f1:.3f} does not beat champion"
-                    f" v{before} ({champion['f1']:.3f}) by the margin {margin:.3f} on the same"
-                    " holdout",
+                    f"v{version} stays challenger: holdout {gate.label} {value:.3f} does not beat"
+                    f" champion v{before} ({champion[metric]:.3f}) by the margin"
+                    f" {gate.margin:.3f} on the same holdout",
                     champion,
                 )
         _client(tracking_uri).set_registered_model_alias(model_name, CHAMPION, version)
         return decide(
             True,
-            f"v{version} is the new champion: holdout F1 {f1:.3f} (bar {min_f1:.3f})"
+            f"v{version} is the new champion: {gate.explain(value)}"
             + (
-                f", champion v{before} had {champion['f1']:.3f}"
+                f", champion v{before} had {champion[metric]:.3f}"
                 if champion
                 else ", no champion before"
             ),

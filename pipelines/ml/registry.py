@@ -151,7 +151,9 @@ def register_training(
     return RegisteredVersion(model_name, str(version.version), run_id, True)
 
 
-def training_fingerprint(lake_root: str, dates: list[str], hyperparameters: dict) -> str:
+def training_fingerprint(
+    lake_root: str, table: str, dates: list[str], hyperparameters: dict
+) -> str:
     """What a training run learns from, as one hash: each partition's content hash (from its
     manifest, so a re-ingest with different rows changes it) and the hyperparameters."""
     import datetime as dt
@@ -161,7 +163,8 @@ def training_fingerprint(lake_root: str, dates: list[str], hyperparameters: dict
     from pipelines.data import lake
 
     manifests = {
-        d: lake.read_manifest(lake_root, dt.date.fromisoformat(d)).sha256 for d in sorted(dates)
+        d: lake.read_manifest(lake_root, dt.date.fromisoformat(d), table).sha256
+        for d in sorted(dates)
     }
     payload = json.dumps(
         {"partitions": manifests, "hyperparameters": hyperparameters}, sort_keys=True

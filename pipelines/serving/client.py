@@ -14,25 +14,6 @@ from pipelines.serving.routing import VERSION_HEADER
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RECORDS = [
-    {  # an ordinary machine-minute
-        "product_type": "M",
-        "air_temperature_k": 300.1,
-        "process_temperature_k": 310.2,
-        "rotational_speed_rpm": 1540.0,
-        "torque_nm": 40.0,
-        "tool_wear_min": 20,
-    },
-    {  # overstrained: worn tool under high torque (OSF), and low power
-        "product_type": "L",
-        "air_temperature_k": 302.5,
-        "process_temperature_k": 310.9,
-        "rotational_speed_rpm": 1300.0,
-        "torque_nm": 70.0,
-        "tool_wear_min": 230,
-    },
-]
-
 
 class DeployError(RuntimeError):
     pass
@@ -69,16 +50,18 @@ def smoke_test(
     endpoint: str,
     expected: str | tuple[str | None, ...],
     *,
+    records: list[dict],
+    score_field: str,
     token: str = "",
     pinned: bool = False,
-    records: list[dict] | None = None,
 ) -> dict:
     """Real requests against the live endpoint: an expected version answers sane
-    probabilities, and malformed input is refused with 422 rather than crashing a replica.
-    ``pinned`` sends the request to ``expected`` by header (a version with no traffic yet)."""
+    probabilities (``score_field`` of each prediction) for the use case's sample ``records``,
+    and malformed input is refused with 422 rather than crashing a replica. ``pinned`` sends
+    the request to ``expected`` by header (a version with no traffic yet)."""
     allowed = {str(v) for v in (expected if isinstance(expected, tuple) else (expected,)) if v}
     pin = next(iter(allowed)) if pinned else None
-    sample = records or SAMPLE_RECORDS
+    sample = records
     answer = predict(endpoint, sample, token=token, version=pin)
     problems = []
     if answer.get("model_version") not in allowed:
@@ -86,11 +69,11 @@ def smoke_test(
     predictions = answer.get("predictions", [])
     if len(predictions) != len(sample):
         problems.append(f"{len(predictions)} predictions for {len(sample)} records")
-    if any(not 0.0 <= p["failure_probability"] <= 1.0 for p in predictions):
+    if any(not 0.0 <= p.get(score_field, -1.0) <= 1.0 for p in predictions):
         problems.append(f"probability outside [0, 1]: {predictions}")
     bad = httpx.post(
         f"{endpoint}/predict",
-        json={"records": [{"torque_nm": "abc"}]},
+        json={"records": "not a list of records"},
         headers=_headers(token, pin),
         timeout=30,
     )
@@ -106,7 +89,15 @@ def smoke_test(
     }
 
 
-def smoke_test_routing(endpoint: str, routing: dict, token: str = "") -> dict:
+def smoke_test_routing(
+    endpoint: str, routing: dict, *, records: list[dict], score_field: str, token: str = ""
+) -> dict:
     """Smoke-test the live endpoint against a rollout's routing: the answer must come from the
     stable version or the canary."""
-    return smoke_test(endpoint, (routing["stable"], routing.get("canary")), token=token)
+    return smoke_test(
+        endpoint,
+        (routing["stable"], routing.get("canary")),
+        records=records,
+        score_field=score_field,
+        token=token,
+    )

@@ -72,6 +72,21 @@ def apply_routing(target: ServeTarget, desired: Routing, action: str) -> Rollout
 
 
 def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str):
+    from pipelines.catalog import learner_of
+
+    learner = learner_of(target.use_case)
+
+    def smoke(expected, pinned: bool = False) -> dict:
+        """The use case's sample records through the live endpoint."""
+        return smoke_test(
+            target.endpoint,
+            expected,
+            records=learner.sample_records,
+            score_field=learner.score_field,
+            token=target.token,
+            pinned=pinned,
+        )
+
     before = admin.configs()
     current = live_routing(before, target.app_name)
     ours = {n: c for n, c in before.items() if target.owns(n)}
@@ -123,7 +138,7 @@ def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str
             admin.wait_running({target.app_name: staged[target.app_name]}, target.timeout)
             wait_for_routing(target, known)
             for version in sorted(set(loading.values())):
-                smoke_test(target.endpoint, version, token=target.token, pinned=True)
+                smoke(version, pinned=True)
             if incoming:
                 wait_for_copy(target, incoming)
         # 3. switch traffic: the slots it leaves keep running until the router has moved
@@ -132,13 +147,8 @@ def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str
         put(switched)
         admin.wait_running({target.app_name: router}, target.timeout)
         wait_for_routing(target, desired)
-        smoke = {
-            v: smoke_test(target.endpoint, v, token=target.token, pinned=True)
-            for v in desired.versions()
-        }
-        smoke["routed"] = smoke_test(
-            target.endpoint, (desired.stable, desired.canary), token=target.token
-        )
+        smoked = {v: smoke(v, pinned=True) for v in desired.versions()}
+        smoked["routed"] = smoke((desired.stable, desired.canary))
     except (DeployError, httpx.HTTPError) as exc:
         raise restore(str(exc)) from exc
 
@@ -155,7 +165,7 @@ def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str
         before=current.model_dump() if current else None,
         loaded=loading,
         removed=removed,
-        smoke=smoke,
+        smoke=smoked,
     )
 
 

@@ -42,7 +42,7 @@ class Routing(BaseModel):
         return [v for v in (*self.versions(), self.incoming) if v and v not in self.slots]
 
 
-PREDICTOR_DEPLOYMENT = "FailurePredictor"
+PREDICTOR_DEPLOYMENT = "Predictor"
 """The deployment in each predictor slot application (``ray_jobs.serve_app``), named in the
 slot's Serve config and in the router's handles."""
 ROUTING_TABLE = "RoutingTable"

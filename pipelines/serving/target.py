@@ -24,6 +24,8 @@ class ServeTarget:
     """Where our application lives and how its versions are built."""
 
     dashboard: str
+    use_case: str
+    """The use case served (its learner validates and scores the records)."""
     app_name: str
     route_prefix: str
     http_host: str
@@ -50,7 +52,12 @@ class ServeTarget:
         return f"http://{self.http_host}:{self.http_port}{self.route_prefix}"
 
     def slot_config(self, slot: int, version: str) -> dict:
-        args = {"model_name": self.model_name, "tracking_uri": self.tracking_uri, **self.predictor}
+        args = {
+            "use_case": self.use_case,
+            "model_name": self.model_name,
+            "tracking_uri": self.tracking_uri,
+            **self.predictor,
+        }
         return {
             "name": slot_app_name(self.app_name, slot),
             "route_prefix": None,
@@ -72,7 +79,12 @@ class ServeTarget:
             "name": self.app_name,
             "route_prefix": self.route_prefix,
             "import_path": ROUTER_IMPORT,
-            "args": {"app_name": self.app_name, "require_auth": self.require_auth, **self.router},
+            "args": {
+                "use_case": self.use_case,
+                "app_name": self.app_name,
+                "require_auth": self.require_auth,
+                **self.router,
+            },
             "deployments": [{"name": ROUTING_TABLE, "user_config": routing.model_dump()}],
         }
 
@@ -89,6 +101,7 @@ def target_from_settings(settings, **overrides) -> ServeTarget:
 
     values = {
         "dashboard": settings.ray_jobs_address,
+        "use_case": named("use_case", "use_case"),
         "app_name": named("app_name", "serve_app_name"),
         "route_prefix": named("route_prefix", "serve_route_prefix"),
         "http_host": settings.host,

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from pipelines.data import lake
-from pipelines.serving.client import SAMPLE_RECORDS
+from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -86,7 +86,7 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     }, result
     assert result["tasks"]["report"] == "failed"  # written, and failing with the run
     assert "validate: **failed**" in _report_markdown(local_stack, result["run_id"])
-    assert dt.date(2026, 11, 3) not in lake.committed_dates(local_stack.lake)
+    assert dt.date(2026, 11, 3) not in lake.committed_dates(local_stack.lake, table="telemetry")
     quarantined = Path(local_stack.lake) / "_quarantine" / "telemetry" / "date=2026-11-03"
     assert len(list(quarantined.iterdir())) == 1
     response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)

@@ -32,9 +32,9 @@ from conveyor.stack import (
 from pipelines.data import lake
 from pipelines.ray_auth import find_ray_token
 from pipelines.serving.admin import ServeAdmin
-from pipelines.serving.client import SAMPLE_RECORDS
 from pipelines.serving.target import target_from_settings
 from pipelines.settings import ConveyorSettings
+from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -67,6 +67,7 @@ def server_airflow(local_stack, metadata_db, tmp_path_factory):
         airflow_port=free_port(),
         airflow_worker_log_port=free_port(),
         airflow_trigger_log_port=free_port(),
+        use_case="predictive_maintenance",
         model_name="pm_real_stack",
         serve_app_name="pm-real-stack",
         serve_route_prefix="/pm-real-stack",
@@ -320,7 +321,7 @@ def test_a_backfilled_week_makes_seven_partitions_and_one_training(server_airflo
     assert {r["state"] for r in daily} == {"success"}, [
         (r["partition_key"], r["state"]) for r in daily
     ]
-    committed = {d.isoformat() for d in lake.committed_dates(settings.lake)}
+    committed = {d.isoformat() for d in lake.committed_dates(settings.lake, table="telemetry")}
     assert set(WEEK) <= committed
 
     def training_runs() -> list[dict]:

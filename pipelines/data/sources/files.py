@@ -1,7 +1,7 @@
 """Landing-zone files, as IoT gateways drop them: CSV, JSON Lines or Parquet, gzip allowed.
 
 A day's files are found under the landing root by name: every file whose path below the root
-contains the date (``telemetry-2026-11-01.csv.gz``, ``date=2026-11-01/part-3.jsonl``). A source
+contains the date (``readings-2026-11-01.csv.gz``, ``date=2026-11-01/part-3.jsonl``). A source
 may also name one file or directory explicitly; either way it must stay inside the landing root
 (no ``..``, no symlink out). Landing files are only read, never moved or deleted.
 """
@@ -181,3 +181,31 @@ def read_landing(source: str | Path, landing_root: str | Path, day: dt.date, spe
         tables.append((str(path), table))
         metas.append(meta)
     return tables, metas
+
+
+WRITABLE = ("parquet", "csv", "csv.gz", "jsonl", "jsonl.gz")
+
+
+def write_landing_file(frame, out_dir: str | Path, stem: str, day: dt.date, fmt: str) -> dict:
+    """``frame`` as one landing-zone file ``<out_dir>/<stem>-<day>.<fmt>``, as a gateway would
+    drop it (timestamps as ISO 8601 text in CSV and JSON Lines); written whole or not at all."""
+    import os
+
+    if fmt not in WRITABLE:
+        raise ValueError(f"landing format must be one of {', '.join(WRITABLE)}: {fmt}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{stem}-{day.isoformat()}.{fmt}"
+    partial = path.with_name(f".{path.name}.partial")
+    compression = "gzip" if fmt.endswith(".gz") else None
+    if fmt == "parquet":
+        frame.to_parquet(partial, index=False)
+    else:
+        times = frame.select_dtypes(include=["datetime", "datetimetz"]).columns
+        text = frame.assign(**{c: frame[c].map(lambda t: t.isoformat()) for c in times})
+        if fmt.startswith("csv"):
+            text.to_csv(partial, index=False, compression=compression)
+        else:
+            text.to_json(partial, orient="records", lines=True, compression=compression)
+    os.replace(partial, path)
+    return {"date": day.isoformat(), "rows": len(frame), "path": str(path)}

@@ -52,6 +52,7 @@ USE_CASE = UseCase(
         },
     },
     source_config="pipelines.usecases.predictive_maintenance.params:source_config",
+    learner="pipelines.usecases.predictive_maintenance.learner:LEARNER",
     gate=Gate(metric="f1", higher_is_better=True, bar=0.8, margin=0.01),
     dag_ids=DagIds(daily="telemetry_daily", training="model_training", rollout="serving_rollout"),
 )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pipelines.data.ingest import GENERATOR, IngestResult
 from pipelines.data.ingest import ingest_day as ingest_table_day
+from pipelines.data.sources.files import write_landing_file as write_file
 from pipelines.usecases.predictive_maintenance import USE_CASE
 from pipelines.usecases.predictive_maintenance.generator import (
     FaultConfig,
@@ -55,20 +56,5 @@ def write_landing_file(
 ) -> dict:
     """Generate ``day`` into a landing-zone file (parquet, csv, csv.gz, jsonl or jsonl.gz), as
     an IoT gateway would drop it."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     frame = GeneratedDays(config or GeneratorConfig(), faults or FaultConfig())(day)
-    path = out / f"telemetry-{day.isoformat()}.{fmt}"
-    if fmt == "parquet":
-        frame.to_parquet(path, index=False)
-    elif fmt in ("csv", "csv.gz"):
-        text = frame.assign(timestamp=frame["timestamp"].map(lambda t: t.isoformat()))
-        text.to_csv(path, index=False, compression="gzip" if fmt.endswith(".gz") else None)
-    elif fmt in ("jsonl", "jsonl.gz"):
-        text = frame.assign(timestamp=frame["timestamp"].map(lambda t: t.isoformat()))
-        text.to_json(
-            path, orient="records", lines=True, compression="gzip" if fmt.endswith(".gz") else None
-        )
-    else:
-        raise ValueError(f"landing format must be parquet, csv, csv.gz, jsonl or jsonl.gz: {fmt}")
-    return {"date": day.isoformat(), "rows": len(frame), "path": str(path)}
+    return write_file(frame, out_dir, USE_CASE.table.name, day, fmt)

@@ -28,7 +28,7 @@ class RunReportOperator(BaseOperator):
         *,
         ingest_task: str = "ingest",
         validate_task: str = "validate",
-        use_case: str | None = None,
+        use_case: str,
         train_task: str = "train",
         register_task: str = "register",
         promote_task: str = "promote",
@@ -46,6 +46,7 @@ class RunReportOperator(BaseOperator):
         self.deploy_task = deploy_task
 
     def execute(self, context) -> str:
+        from pipelines.catalog import get_use_case
         from pipelines.report import write_run_report
         from pipelines.settings import get_settings
 
@@ -56,14 +57,13 @@ class RunReportOperator(BaseOperator):
         # training) reads the use case's folder, where its days were validated.
         validation_dir = ti.xcom_pull(task_ids=self.validate_task, key=VALIDATION_DIR_KEY)
         if not validation_dir:
-            validation_dir = settings.validation_dir
-            if self.use_case:
-                validation_dir = validation_dir / self.use_case
+            validation_dir = settings.validation_dir / self.use_case
         path = write_run_report(
             settings.reports_dir,
             dag_id=ti.dag_id,
             run_id=run_id,
             lake_root=settings.lake,
+            table=get_use_case(self.use_case).table.name,
             validation_dir=validation_dir,
             tasks=states,
             dates=ti.xcom_pull(task_ids=self.ingest_task),

@@ -22,8 +22,7 @@ VALIDATION_DIR_KEY = "validation_dir"
 
 class DataValidationOperator(BaseOperator):
     """Validate ``dates`` (YYYY-MM-DD strings, or an XComArg of them) of ``use_case``'s table
-    with its suite; returns the dates. Without ``use_case``: the default table and suite,
-    results directly under ``validation_dir``."""
+    with its suite; returns the dates."""
 
     template_fields = ("dates",)
     operator_extra_links = (DataDocsLink(),)
@@ -33,7 +32,7 @@ class DataValidationOperator(BaseOperator):
         self,
         *,
         dates,
-        use_case: str | None = None,
+        use_case: str,
         lake_root: str | None = None,
         validation_dir: str | None = None,
         **kwargs,
@@ -47,23 +46,15 @@ class DataValidationOperator(BaseOperator):
     def execute(self, context) -> list[str]:
         from pathlib import Path
 
-        from pipelines.data.validation import (
-            DEFAULT_SUITE,
-            run_label,
-            suite_path_for,
-            validate_days,
-        )
+        from pipelines.catalog import get_use_case
+        from pipelines.data.validation import run_label, suite_path_for, validate_days
         from pipelines.settings import get_settings
 
         settings = get_settings()
+        use_case = get_use_case(self.use_case)
         served = Path(self.validation_dir or settings.validation_dir)
-        suite, table, result_dir = DEFAULT_SUITE, None, served
-        if self.use_case:
-            from pipelines.catalog import get_use_case
-
-            use_case = get_use_case(self.use_case)
-            suite, table = suite_path_for(use_case), use_case.table.name
-            result_dir = served / use_case.name
+        suite, table = suite_path_for(use_case), use_case.table.name
+        result_dir = served / use_case.name
         days = [dt.date.fromisoformat(str(d)) for d in self.dates]
         reports = validate_days(
             self.lake_root or settings.lake,

@@ -27,12 +27,13 @@ from conveyor_provider.operators.ray_job import DEFAULT_EXCLUDES, PROJECT_ROOT
 from pipelines.ml.registry import register_training
 from pipelines.ray_auth import auth_headers, find_ray_token
 from pipelines.serving.admin import ServeAdmin
-from pipelines.serving.client import SAMPLE_RECORDS, DeployError, predict
+from pipelines.serving.client import DeployError, predict
 from pipelines.serving.rollout import deploy
 from pipelines.serving.target import target_from_settings
 from pipelines.settings import ConveyorSettings
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 from pipelines.usecases.predictive_maintenance.ingest import ingest_days
+from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,8 @@ def test_a_head_without_token_auth_trains_and_deploys(local_stack, tmp_path, mon
         sid = f"no-auth-train-{time.time_ns()}"
         hook.submit(
             sid,
-            f"python -m ray_jobs.train --lake {lake} --dates 2026-11-01"
+            f"python -m ray_jobs.train --use-case predictive_maintenance --lake {lake}"
+            " --dates 2026-11-01"
             f" --storage-path {tmp_path / 'runs'} --name no-auth --epochs 1 --num-workers 1"
             " --use-gpu false",
             runtime_env={
@@ -113,7 +115,11 @@ def test_a_head_without_token_auth_trains_and_deploys(local_stack, tmp_path, mon
         result = json.loads(result_path.read_text())
         version = register_training(local_stack.tracking_uri, model, result, "no-auth").version
         target = target_from_settings(
-            settings, app_name="pm-no-auth", route_prefix="/pm-no-auth", model_name=model
+            settings,
+            use_case="predictive_maintenance",
+            app_name="pm-no-auth",
+            route_prefix="/pm-no-auth",
+            model_name=model,
         )
         assert target.ray_token is None
         deploy(target, version)

@@ -38,7 +38,8 @@ def small_lake(tmp_path_factory):
 def _train_job(hook, name, lake, storage, results, *extra):
     sid = f"{name}-{time.time_ns()}"
     entrypoint = (
-        f"python -m ray_jobs.train --lake {lake} --dates {DAYS} --storage-path {storage}"
+        f"python -m ray_jobs.train --use-case predictive_maintenance --lake {lake}"
+        f" --dates {DAYS} --storage-path {storage}"
         f" --name {name} --epochs {EPOCHS} --num-workers 2 --use-gpu false --batch-size {BATCH}"
         f" --max-failures 2 {' '.join(extra)}"
     )

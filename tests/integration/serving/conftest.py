@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipelines.data import lake
-from pipelines.ml.features import Scaler, feature_matrix
+from pipelines.ml.features import Scaler
 from pipelines.ml.model import save_model_dir
 from pipelines.ml.registry import register_training
 from pipelines.ray_auth import find_ray_token
@@ -20,10 +20,12 @@ from pipelines.serving.rollout import deploy
 from pipelines.serving.target import target_from_settings
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 from pipelines.usecases.predictive_maintenance.ingest import ingest_day
+from pipelines.usecases.predictive_maintenance.learner import LEARNER
 from ray_jobs.train import run_local
 
 DAY = dt.date(2026, 11, 3)
 MODEL = "pm_serving_test"
+USE_CASE = "predictive_maintenance"
 
 
 @pytest.fixture(scope="session")
@@ -31,10 +33,11 @@ def versions(local_stack, tmp_path_factory) -> dict[str, str]:
     """{"a": v, "b": v, "nan": v}: two healthy versions and one whose weights are NaN."""
     root = tmp_path_factory.mktemp("serving-models")
     ingest_day(DAY, str(root / "lake"), generator=GeneratorConfig(machines=8, minutes=720))
-    frame = lake.read_partition(str(root / "lake"), DAY)
-    scaler = Scaler.fit(feature_matrix(frame))
+    frame = lake.read_partition(str(root / "lake"), DAY, table="telemetry")
+    scaler = Scaler.fit(LEARNER.features(frame), LEARNER.feature_names)
     base = {
-        "files": lake.partition_files(str(root / "lake"), [DAY]),
+        "use_case": USE_CASE,
+        "files": lake.partition_files(str(root / "lake"), [DAY], table="telemetry"),
         "scaler": scaler.as_dict(),
         "epochs": 2,
         "batch_size": 256,
@@ -47,7 +50,8 @@ def versions(local_stack, tmp_path_factory) -> dict[str, str]:
         state = run_local({**base, "seed": seed})["state_dict"]
         if label == "nan":
             state = {k: v * np.nan for k, v in state.items()}
-        directory = save_model_dir(root / label, state, scaler, {"hidden": 16, "threshold": 0.5})
+        meta = {"hidden": 16, "threshold": 0.5}
+        directory = save_model_dir(root / label, state, scaler, meta, LEARNER)
         result = {"model_dir": str(directory), "train_dates": [DAY.isoformat()], "metrics": {}}
         key = f"serving-test-{label}"
         out[label] = register_training(local_stack.tracking_uri, MODEL, result, key).version
@@ -59,6 +63,7 @@ def served(versions, local_stack):
     """Version "a" behind its router, deployed once for the endpoint tests (removed after)."""
     target = target_from_settings(
         local_stack,
+        use_case=USE_CASE,
         app_name="pm-endpoint",
         route_prefix="/pm-endpoint",
         model_name=MODEL,
@@ -83,6 +88,7 @@ def target_for(local_stack):
     def make(app_name: str, **overrides):
         target = target_from_settings(
             local_stack,
+            use_case=USE_CASE,
             app_name=app_name,
             route_prefix=f"/{app_name}",
             model_name=MODEL,

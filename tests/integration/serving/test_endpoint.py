@@ -6,9 +6,9 @@ import math
 import httpx
 import pytest
 
-from pipelines.serving.client import SAMPLE_RECORDS
 from pipelines.serving.rollout import deploy, wait_for_copy
 from pipelines.serving.routing import VERSION_HEADER
+from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
 from pipelines.usecases.predictive_maintenance.schema import PHYSICAL_RANGES
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 
 from bench.load import Load, failures, p99
 from pipelines.serving.admin import ServeAdmin, config_matches
-from pipelines.serving.client import SAMPLE_RECORDS, DeployError
+from pipelines.serving.client import DeployError
 from pipelines.serving.rollout import (
     current_routing,
     deploy,
@@ -21,6 +21,7 @@ from pipelines.serving.rollout import (
     start_shadow,
 )
 from pipelines.serving.routing import slot_app_name
+from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
 
 pytestmark = pytest.mark.integration
 

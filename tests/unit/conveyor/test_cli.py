@@ -16,7 +16,16 @@ DATE = "2026-11-01"
 def _generate(tmp_path, *extra):
     result = runner.invoke(
         app,
-        ["generate", "--date", DATE, "--out", str(tmp_path / "landing"), "--machines", "2", *extra],
+        [
+            "generate",
+            "--date",
+            DATE,
+            "--out",
+            str(tmp_path / "landing"),
+            "--param",
+            "machines=2",
+            *extra,
+        ],
     )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["path"]
@@ -51,7 +60,7 @@ def test_generate_then_ingest_prints_json_summaries(tmp_path):
 
 def test_bad_source_is_one_line_on_stderr_and_nonzero_and_the_lake_is_unchanged(tmp_path):
     assert _ingest(tmp_path, "generator").exit_code == 0
-    before = lake.read_manifest(tmp_path / "lake", dt.date(2026, 11, 1))
+    before = lake.read_manifest(tmp_path / "lake", dt.date(2026, 11, 1), table="telemetry")
     (tmp_path / "landing").mkdir()
     (tmp_path / "landing" / "telemetry-2026-11-01.csv").write_text("machine_id;timestamp\n")
     result = _ingest(tmp_path, "telemetry-2026-11-01.csv")
@@ -60,7 +69,7 @@ def test_bad_source_is_one_line_on_stderr_and_nonzero_and_the_lake_is_unchanged(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "telemetry-2026-11-01.csv: header has no comma-separated columns" in lines[0]
-    after = lake.read_manifest(tmp_path / "lake", dt.date(2026, 11, 1))
+    after = lake.read_manifest(tmp_path / "lake", dt.date(2026, 11, 1), table="telemetry")
     assert after.sha256 == before.sha256
 
 
@@ -84,7 +93,7 @@ def test_validate_exits_0_on_pass_and_1_with_a_summary_and_quarantine_on_failure
     assert passed.exit_code == 0, passed.output
     assert json.loads(passed.stdout)["success"] is True
 
-    bad = _generate(tmp_path, "--out-of-range-ratio", "0.02")
+    bad = _generate(tmp_path, "--param", 'faults={"out_of_range_ratio": 0.02}')
     assert _ingest(tmp_path, bad).exit_code == 0
     failed = runner.invoke(app, validate)
     assert failed.exit_code == 1
@@ -92,4 +101,4 @@ def test_validate_exits_0_on_pass_and_1_with_a_summary_and_quarantine_on_failure
     assert [f["column"] for f in summary["critical_failures"]] == ["torque_nm"]
     assert summary["quarantined_at"]
     assert "failed 1 critical expectation" in failed.stderr
-    assert lake.committed_dates(tmp_path / "lake") == []
+    assert lake.committed_dates(tmp_path / "lake", table="telemetry") == []

@@ -13,6 +13,7 @@ def _report(tmp_path, **overrides):
         "dag_id": "predictive_maintenance",
         "run_id": "manual__2026-11-02T00:00:00+00:00",
         "lake_root": str(tmp_path / "lake"),
+        "table": "telemetry",
         "validation_dir": tmp_path / "validation",
         "tasks": {"ingest": "success", "validate": "success", "train": "success"},
         "dates": [DAY.isoformat()],

@@ -68,11 +68,11 @@ def test_the_gate_goes_both_ways():
     f1 = Gate(metric="f1", higher_is_better=True, bar=0.8, margin=0.01)
     assert f1.passes(0.8) and not f1.passes(0.79)
     assert f1.beats(0.86, 0.85) and not f1.beats(0.855, 0.85)
-    assert f1.explain(0.72) == "holdout f1 0.72 < bar 0.80"
+    assert f1.explain(0.72) == "holdout F1 0.720 < bar 0.800"
     mae = Gate(metric="mae", higher_is_better=False, bar=12.0, margin=0.5)
     assert mae.passes(11.0) and not mae.passes(12.5)
     assert mae.beats(10.0, 10.5) and not mae.beats(10.2, 10.5)
-    assert mae.explain(11.0) == "holdout mae 11.00 <= bar 12.00"
+    assert mae.explain(11.0) == "holdout MAE 11.000 <= bar 12.000"
 
 
 def test_dag_ids_can_be_kept_from_before_the_contract():

@@ -28,6 +28,7 @@ def _run(tmp_path, dates):
     op = DataValidationOperator(
         task_id="validate",
         dates=dates,
+        use_case="predictive_maintenance",
         lake_root=str(tmp_path / "lake"),
         validation_dir=str(tmp_path / "validation"),
     )
@@ -40,8 +41,11 @@ def test_passing_dates_are_returned_and_the_link_points_at_the_run_page(tmp_path
     op, context = _run(tmp_path, [GOOD.isoformat()])
     assert op.execute(context) == ["2026-11-01"]
     url = context["ti"].xcom["data_docs_url"]
-    assert url.endswith("/conveyor/data-docs/runs/scheduled__2026-11-02.html")
-    assert (tmp_path / "validation" / "runs" / "scheduled__2026-11-02.html").exists()
+    assert url.endswith(
+        "/conveyor/data-docs/predictive_maintenance/runs/scheduled__2026-11-02.html"
+    )
+    runs = tmp_path / "validation" / "predictive_maintenance" / "runs"
+    assert (runs / "scheduled__2026-11-02.html").exists()
 
 
 def test_a_critical_failure_fails_the_task_naming_the_day_rule_and_quarantine(tmp_path):
@@ -54,7 +58,7 @@ def test_a_critical_failure_fails_the_task_naming_the_day_rule_and_quarantine(tm
         r"\(completeness\), quarantined at .*_quarantine",
     ):
         op.execute(context)
-    assert lake.committed_dates(tmp_path / "lake") == [GOOD]
+    assert lake.committed_dates(tmp_path / "lake", table="telemetry") == [GOOD]
     assert "data_docs_url" in context["ti"].xcom  # the link is there for the failed run too
 
 
@@ -67,9 +71,9 @@ def test_the_plugin_serves_the_data_docs_pages(tmp_path, monkeypatch):
     from conveyor_plugin import static_app
 
     client = TestClient(static_app("docs", get_settings().validation_dir))
-    page = client.get("/runs/scheduled__2026-11-02.html")
+    page = client.get("/predictive_maintenance/runs/scheduled__2026-11-02.html")
     assert page.status_code == 200 and "2026-11-01" in page.text
-    docs = client.get("/date=2026-11-01/scheduled__2026-11-02/index.html")
+    docs = client.get("/predictive_maintenance/date=2026-11-01/scheduled__2026-11-02/index.html")
     assert docs.status_code == 200 and "telemetry" in docs.text
     assert client.get("/../../etc/passwd").status_code == 404
 

@@ -3,7 +3,7 @@
 import pytest
 from ray.serve import batching
 
-from ray_jobs.predictor import FailurePredictor
+from ray_jobs.predictor import Predictor
 
 
 @pytest.fixture
@@ -19,5 +19,5 @@ def outside_a_replica(monkeypatch):
         "_warn_if_max_batch_size_exceeds_max_ongoing_requests",
         lambda self: None,
     )
-    lazy_queue = FailurePredictor.func_or_class._score.set_max_batch_size.__self__
+    lazy_queue = Predictor.func_or_class._score.set_max_batch_size.__self__
     monkeypatch.setattr(lazy_queue, "_queue", None)

@@ -7,8 +7,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from pipelines.serving.client import SAMPLE_RECORDS
-from ray_jobs.predictor import FailurePredictor, LoadedVersion
+from pipelines.usecases.predictive_maintenance.learner import LEARNER, SAMPLE_RECORDS
+from ray_jobs.predictor import LoadedVersion, Predictor
 from ray_jobs.serve_schemas import PredictorArgs
 
 LONG_WAIT = 60.0
@@ -25,6 +25,7 @@ def run():
 
 class RecordingModel:
     threshold = 0.5
+    learner = LEARNER
 
     def __init__(self):
         self.calls: list[int] = []
@@ -38,12 +39,13 @@ class RecordingModel:
 def _predictor(max_batch_size: int, wait: float = LONG_WAIT):
     # model_construct: a wait far over the field's 1 s bound, so waiting could not go unseen.
     args = PredictorArgs.model_construct(
+        use_case="predictive_maintenance",
         model_name="m",
         tracking_uri="http://unused",
         max_batch_size=max_batch_size,
         batch_wait_timeout_s=wait,
     )
-    predictor = FailurePredictor.func_or_class(args)
+    predictor = Predictor.func_or_class(args)
     predictor.loaded = LoadedVersion(requested="1", version="1", model=RecordingModel(), info={})
     return predictor
 

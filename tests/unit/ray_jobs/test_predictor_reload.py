@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from ray_jobs import predictor
-from ray_jobs.predictor import FailurePredictor, LoadedVersion
+from ray_jobs.predictor import LoadedVersion, Predictor
 from ray_jobs.serve_schemas import PredictorArgs
 
 pytestmark = pytest.mark.usefixtures("outside_a_replica")
@@ -28,7 +28,9 @@ def loads(monkeypatch):
 
 
 def _slot():
-    return FailurePredictor.func_or_class(PredictorArgs(model_name="m", tracking_uri="http://x"))
+    return Predictor.func_or_class(
+        PredictorArgs(use_case="predictive_maintenance", model_name="m", tracking_uri="http://x")
+    )
 
 
 def test_a_slot_without_a_version_is_unhealthy():

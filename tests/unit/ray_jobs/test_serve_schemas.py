@@ -9,17 +9,13 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
-from pipelines.serving.client import SAMPLE_RECORDS
 from pipelines.serving.routing import Routing
+from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS, Record
 from pipelines.usecases.predictive_maintenance.schema import PHYSICAL_RANGES
 from ray_jobs.serve_app import Router, RoutingTable, _one_line
-from ray_jobs.serve_schemas import (
-    MAX_RECORDS,
-    ModelChoice,
-    PredictorArgs,
-    PredictRequest,
-    Record,
-)
+from ray_jobs.serve_schemas import MAX_RECORDS, ModelChoice, PredictorArgs, request_model_for
+
+PredictRequest = request_model_for(Record)
 
 GOOD = SAMPLE_RECORDS[0]
 
@@ -64,15 +60,19 @@ def test_batch_size_is_bounded():
 
 
 def test_builder_args_are_typed_and_closed():
-    args = PredictorArgs(model_name="m", tracking_uri="http://x")
+    args = PredictorArgs(use_case="predictive_maintenance", model_name="m", tracking_uri="http://x")
     assert args.max_batch_size >= 1 and args.num_replicas == 1
     with pytest.raises(ValidationError, match="max_batch_size"):
-        PredictorArgs(model_name="m", tracking_uri="x", max_batch_size=0)
+        PredictorArgs(
+            use_case="predictive_maintenance", model_name="m", tracking_uri="x", max_batch_size=0
+        )
     with pytest.raises(ValidationError, match="typo"):
-        PredictorArgs(model_name="m", tracking_uri="x", typo=1)
+        PredictorArgs(use_case="predictive_maintenance", model_name="m", tracking_uri="x", typo=1)
     # The version is the slot's user_config, so that changing it reloads in place.
     with pytest.raises(ValidationError, match="model_version"):
-        PredictorArgs(model_name="m", tracking_uri="x", model_version="1")
+        PredictorArgs(
+            use_case="predictive_maintenance", model_name="m", tracking_uri="x", model_version="1"
+        )
     assert ModelChoice.model_validate({"model_version": "champion"}).model_version == "champion"
     with pytest.raises(ValidationError, match="model_version"):
         ModelChoice.model_validate({"model_version": ""})
@@ -144,7 +144,7 @@ def test_rollout_args_quote_what_they_template(monkeypatch):
     assert "--route-prefix '/a b'" in args and "--require-auth false" in args
     assert "--slots 2" in args
     assert "--model-name predictive_maintenance --" in args  # the use case's own name
-    with pytest.raises(ValueError, match="settings.serve_app_name is not set"):
+    with pytest.raises(ValueError, match="settings.use_case is not set"):
         ConveyorSettings().rollout_args()
 
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from pipelines.serving.client import SAMPLE_RECORDS
+from pipelines.usecases.predictive_maintenance.learner import LEARNER, SAMPLE_RECORDS
 from ray_jobs.predictor import LoadedVersion, StableMirror
 from ray_jobs.serve_app import Router
 from ray_jobs.serve_schemas import PredictorArgs
@@ -22,6 +22,7 @@ class FixedModel:
     """Scores every record ``value`` (NaN stands for a broken model). Module level: pickled."""
 
     threshold = 0.5
+    learner = LEARNER
 
     def __init__(self, value: float):
         self.value = value
@@ -35,7 +36,14 @@ def export(version: str, value: float = 0.25, held: str | None = None) -> bytes:
     """What a slot's ``export()`` returns: its loaded version (``held``) and its settings."""
     held = held or version
     loaded = LoadedVersion(requested=held, version=held, model=FixedModel(value), info={})
-    return pickle.dumps((loaded, PredictorArgs(model_name="m", tracking_uri="http://x")))
+    return pickle.dumps(
+        (
+            loaded,
+            PredictorArgs(
+                use_case="predictive_maintenance", model_name="m", tracking_uri="http://x"
+            ),
+        )
+    )
 
 
 def slots(**answers):

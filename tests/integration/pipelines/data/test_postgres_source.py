@@ -53,7 +53,7 @@ def telemetry_db():
 def test_reads_exactly_the_days_window(telemetry_db, tmp_path):
     result = ingest_day(DAY, str(tmp_path), source=telemetry_db, table="telemetry")
     expected = generate_day(DAY, SMALL)
-    got = lake.read_partition(tmp_path, DAY)
+    got = lake.read_partition(tmp_path, DAY, table="telemetry")
     assert result.rows == len(expected) == len(got)
     assert got["timestamp"].min() == expected["timestamp"].min()
     assert got["timestamp"].max() == expected["timestamp"].max()
@@ -70,7 +70,7 @@ def test_rerunning_the_interval_gives_the_same_partition(telemetry_db, tmp_path)
     second = ingest_day(DAY, str(tmp_path), source=telemetry_db)
     assert first.manifest["sha256"] == second.manifest["sha256"]
     nxt = ingest_day(DAY + dt.timedelta(days=1), str(tmp_path), source=telemetry_db)
-    assert nxt.rows == 3 * 60 and lake.committed_dates(tmp_path) == [
+    assert nxt.rows == 3 * 60 and lake.committed_dates(tmp_path, table="telemetry") == [
         DAY,
         DAY + dt.timedelta(days=1),
     ]
@@ -79,7 +79,7 @@ def test_rerunning_the_interval_gives_the_same_partition(telemetry_db, tmp_path)
 def test_an_empty_window_is_an_error_not_an_empty_partition(telemetry_db, tmp_path):
     with pytest.raises(SourceError, match="no rows"):
         ingest_day(dt.date(2027, 1, 1), str(tmp_path), source=telemetry_db)
-    assert lake.committed_dates(tmp_path) == []
+    assert lake.committed_dates(tmp_path, table="telemetry") == []
 
 
 def test_missing_table_and_bad_credentials_are_one_line_errors(telemetry_db, tmp_path):

@@ -60,7 +60,7 @@ def test_a_non_telemetry_table_lands_in_its_own_folder_sorted_by_its_key(tmp_pat
     assert result.rows == 3 * 2 * 24
     assert result.partition.endswith("/meter_readings/date=2026-11-03")
     assert lake.committed_dates(str(tmp_path), "meter_readings") == [DAY]
-    assert lake.committed_dates(str(tmp_path)) == []  # nothing in the default table
+    assert lake.committed_dates(str(tmp_path), "telemetry") == []  # nor in another table
     rows = lake.read_table(str(tmp_path), DAY, "meter_readings")
     assert rows.schema.names == list(METERS.schema)
     assert rows.schema.field("torque_nm").type == pa.string()

@@ -45,7 +45,9 @@ def _rejects(zone, path, match):
         ingest_day(DAY, root, source=str(path), landing_root=landing)
     message = str(caught.value)
     assert "\n" not in message and str(path.name) in message
-    assert lake.read_manifest(root, DAY).sha256 == before["sha256"]  # lake untouched
+    assert (
+        lake.read_manifest(root, DAY, table="telemetry").sha256 == before["sha256"]
+    )  # lake untouched
     assert path.read_bytes() == content  # source kept
     return message
 
@@ -56,7 +58,7 @@ def test_every_landing_format_gives_the_same_partition(tmp_path, fmt):
     write_landing_file(DAY, landing, SMALL, fmt=fmt)
     result = ingest_day(DAY, str(tmp_path / "lake"), source=".", landing_root=landing)
     expected = generate_day(DAY, SMALL).sort_values(["machine_id", "timestamp"])
-    got = lake.read_partition(tmp_path / "lake", DAY)
+    got = lake.read_partition(tmp_path / "lake", DAY, table="telemetry")
     assert result.rows == len(expected)
     assert got["torque_nm"].tolist() == expected["torque_nm"].tolist()
     assert str(got["timestamp"].dtype) == "datetime64[us, UTC]"
@@ -83,7 +85,7 @@ def test_reingesting_the_same_files_gives_the_same_partition(tmp_path):
     first = ingest_day(DAY, str(tmp_path / "lake"), source=".", landing_root=landing)
     second = ingest_day(DAY, str(tmp_path / "lake"), source=".", landing_root=landing)
     assert first.manifest["sha256"] == second.manifest["sha256"]
-    files = sorted(os.listdir(lake.partition_dir(tmp_path / "lake", DAY)))
+    files = sorted(os.listdir(lake.partition_dir(tmp_path / "lake", DAY, table="telemetry")))
     assert files == [lake.MANIFEST_FILE, first.manifest["data_file"]]
 
 
@@ -149,7 +151,7 @@ def test_source_path_that_does_not_exist(zone):
     landing, root, before = zone
     with pytest.raises(SourceError, match="nope.csv: source path does not exist"):
         ingest_day(DAY, root, source="nope.csv", landing_root=landing)
-    assert lake.read_manifest(root, DAY).sha256 == before["sha256"]
+    assert lake.read_manifest(root, DAY, table="telemetry").sha256 == before["sha256"]
 
 
 def test_path_that_escapes_the_landing_root(zone, tmp_path):
@@ -164,7 +166,7 @@ def test_path_that_escapes_the_landing_root(zone, tmp_path):
     (landing / "telemetry-2026-11-02.parquet").symlink_to(outside)  # a file link leading out
     with pytest.raises(SourceError, match="escapes the landing root"):
         ingest_day(DAY, root, source=".", landing_root=landing)
-    assert lake.read_manifest(root, DAY).sha256 == before["sha256"]
+    assert lake.read_manifest(root, DAY, table="telemetry").sha256 == before["sha256"]
 
 
 def test_naive_timestamps_are_an_error_and_mixed_offsets_are_normalised(zone):
@@ -181,7 +183,7 @@ def test_naive_timestamps_are_an_error_and_mixed_offsets_are_normalised(zone):
     landing, root, _ = zone
     ingest_day(DAY, root, source=str(path), landing_root=landing)
     expected = generate_day(DAY, SMALL).sort_values(["machine_id", "timestamp"])
-    got = lake.read_partition(root, DAY)
+    got = lake.read_partition(root, DAY, table="telemetry")
     assert got["timestamp"].tolist() == expected["timestamp"].tolist()
 
 
@@ -191,7 +193,7 @@ def test_extra_columns_are_reported_and_dropped(zone):
     generate_day(DAY, SMALL).assign(firmware="2.4").to_parquet(path, index=False)
     result = ingest_day(DAY, root, source=str(path), landing_root=landing)
     assert result.manifest["report"]["unknown_columns"] == ["firmware"]
-    data = lake.partition_dir(root, DAY) + "/" + result.manifest["data_file"]
+    data = lake.partition_dir(root, DAY, table="telemetry") + "/" + result.manifest["data_file"]
     assert "firmware" not in pq.read_schema(data).names
 
 

@@ -5,11 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.ml.features import FEATURE_NAMES, Scaler, feature_matrix
+from pipelines.ml.features import Scaler
 from pipelines.ml.model import WEIGHTS_FILE, LoadedModel, save_model_dir
-from pipelines.serving.client import SAMPLE_RECORDS
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 from pipelines.usecases.predictive_maintenance.ingest import ingest_day
+from pipelines.usecases.predictive_maintenance.learner import (
+    FEATURE_NAMES,
+    LEARNER,
+    SAMPLE_RECORDS,
+)
 from ray_jobs.train import run_local
 
 
@@ -20,10 +24,11 @@ def trained(tmp_path_factory):
     ingest_day(day, str(root), generator=GeneratorConfig(machines=10, minutes=720))
     from pipelines.data import lake
 
-    files = lake.partition_files(root, [day])
-    frame = lake.read_partition(root, day)
-    scaler = Scaler.fit(feature_matrix(frame))
+    files = lake.partition_files(root, [day], table="telemetry")
+    frame = lake.read_partition(root, day, table="telemetry")
+    scaler = Scaler.fit(LEARNER.features(frame), FEATURE_NAMES)
     config = {
+        "use_case": "predictive_maintenance",
         "files": files,
         "scaler": scaler.as_dict(),
         "epochs": 6,
@@ -39,13 +44,14 @@ def trained(tmp_path_factory):
         result["state_dict"],
         scaler,
         {"hidden": 32, "threshold": 0.5},
+        LEARNER,
     )
     return result, directory
 
 
 def test_scaler_round_trips_as_json():
     features = np.random.default_rng(0).normal(size=(50, len(FEATURE_NAMES))).astype(np.float32)
-    scaler = Scaler.fit(features)
+    scaler = Scaler.fit(features, FEATURE_NAMES)
     again = Scaler.from_dict(scaler.as_dict())
     np.testing.assert_allclose(again.transform(features), scaler.transform(features))
 
@@ -58,7 +64,7 @@ def test_training_loop_runs_without_ray_and_loss_goes_down(trained):
 def test_overstrained_machine_scores_higher_than_a_normal_one(trained):
     import pandas as pd
 
-    model = LoadedModel(trained[1])
+    model = LoadedModel(trained[1], LEARNER)
     normal, overstrained = model.predict_proba(pd.DataFrame(SAMPLE_RECORDS))
     assert overstrained > normal, f"overstrained {overstrained} <= normal {normal}"
 
@@ -74,10 +80,10 @@ def test_tampered_weights_with_a_pickle_payload_are_refused(trained, tmp_path):
         with open(directory / WEIGHTS_FILE, "wb") as handle:
             pickle.dump({"weight": Exploit()}, handle)
         with pytest.raises(pickle.UnpicklingError):
-            LoadedModel(directory)
+            LoadedModel(directory, LEARNER)
     finally:
         (directory / WEIGHTS_FILE).write_bytes(original)
-    assert isinstance(LoadedModel(directory).net, torch.nn.Module)
+    assert isinstance(LoadedModel(directory, LEARNER).net, torch.nn.Module)
 
 
 def test_the_saved_model_carries_its_signature_and_a_mismatch_is_refused_on_load(trained, tmp_path):
@@ -89,13 +95,13 @@ def test_the_saved_model_carries_its_signature_and_a_mismatch_is_refused_on_load
     meta = json.loads((trained[1] / META_FILE).read_text())
     assert meta["inputs"] == list(FEATURE_NAMES)
     assert meta["outputs"] == ["failure_probability"]
-    assert LoadedModel(trained[1]).inputs == list(FEATURE_NAMES)
+    assert LoadedModel(trained[1], LEARNER).inputs == list(FEATURE_NAMES)
 
     shifted = tmp_path / "shifted"
     shutil.copytree(trained[1], shifted)
     (shifted / META_FILE).write_text(json.dumps({**meta, "inputs": list(FEATURE_NAMES)[1:]}))
     with pytest.raises(ModelSignatureError, match="signature's inputs .* differ from its scaler"):
-        LoadedModel(shifted)
+        LoadedModel(shifted, LEARNER)
 
     narrow = tmp_path / "narrow"
     shutil.copytree(trained[1], narrow)
@@ -104,4 +110,15 @@ def test_the_saved_model_carries_its_signature_and_a_mismatch_is_refused_on_load
     state[first] = state[first][:, :-1]
     torch.save(state, narrow / WEIGHTS_FILE)
     with pytest.raises(ModelSignatureError, match=f"weights take {len(FEATURE_NAMES) - 1} inputs"):
-        LoadedModel(narrow)
+        LoadedModel(narrow, LEARNER)
+
+
+def test_a_model_is_refused_by_a_learner_that_makes_other_features(trained):
+    from pipelines.ml.learner import Learner
+    from pipelines.ml.model import ModelSignatureError
+
+    class Other(Learner):
+        feature_names = ("a", "b")
+
+    with pytest.raises(ModelSignatureError, match="trained on features .* but Other makes"):
+        LoadedModel(trained[1], Other())

@@ -10,12 +10,14 @@ import pytest
 
 from pipelines.data import lake
 from pipelines.ml.evaluation import TimeSplit, choose_threshold
-from pipelines.ml.features import Scaler, feature_matrix, target_vector
-from pipelines.ml.model import LoadedModel, build_model, save_model_dir
+from pipelines.ml.features import Scaler
+from pipelines.ml.model import LoadedModel, save_model_dir
 from pipelines.ml.promotion import champion_version, promote
 from pipelines.ml.registry import register_training
+from pipelines.usecases.predictive_maintenance import USE_CASE
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 from pipelines.usecases.predictive_maintenance.ingest import ingest_days
+from pipelines.usecases.predictive_maintenance.learner import LEARNER
 from ray_jobs.train import run_local
 
 DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2)]
@@ -30,12 +32,15 @@ def world(tmp_path_factory):
     os.chdir(root)  # the SQLite store keeps artifacts under ./mlruns
     lake_root = str(root / "lake")
     ingest_days(DAYS, lake_root, generator=GeneratorConfig(machines=10, minutes=1440))
-    frame = pd.concat([lake.read_partition(lake_root, d) for d in DAYS], ignore_index=True)
-    split = TimeSplit.of(frame["timestamp"])
+    frame = pd.concat(
+        [lake.read_partition(lake_root, d, table="telemetry") for d in DAYS], ignore_index=True
+    )
+    split = TimeSplit.of(frame, "timestamp")
     train = split.train(frame)
-    scaler = Scaler.fit(feature_matrix(train))
+    scaler = Scaler.fit(LEARNER.features(train), LEARNER.feature_names)
     config = {
-        "files": lake.partition_files(lake_root, DAYS),
+        "use_case": USE_CASE.name,
+        "files": lake.partition_files(lake_root, DAYS, table="telemetry"),
         "train_until": split.train_until.isoformat(),
         "scaler": scaler.as_dict(),
         "epochs": 8,
@@ -46,15 +51,16 @@ def world(tmp_path_factory):
         "pos_weight": 10.0,
     }
     trained = run_local(config)["state_dict"]
-    untrained = build_model(hidden=32).state_dict()
+    untrained = LEARNER.build_model(len(LEARNER.feature_names), hidden=32).state_dict()
     dirs = {}
     for label, state in (("good", trained), ("bad", untrained)):
-        directory = save_model_dir(root / label, state, scaler, {"hidden": 32, "threshold": 0.5})
-        model = LoadedModel(directory)
+        meta = {"hidden": 32, "threshold": 0.5}
+        directory = save_model_dir(root / label, state, scaler, meta, LEARNER)
+        model = LoadedModel(directory, LEARNER)
         validation = split.validation(frame)
-        threshold = choose_threshold(model.predict_proba(validation), target_vector(validation))
+        threshold = choose_threshold(model.predict_proba(validation), LEARNER.targets(validation))
         dirs[label] = save_model_dir(
-            root / label, state, scaler, {"hidden": 32, "threshold": threshold}
+            root / label, state, scaler, {"hidden": 32, "threshold": threshold}, LEARNER
         )
     yield {"root": root, "lake": lake_root, "split": split, "dirs": dirs}
     os.chdir(old_cwd)
@@ -76,8 +82,8 @@ def _promote(uri, world, version, margin=0.01, min_f1=0.3):
         NAME,
         version,
         world["lake"],
-        min_f1=min_f1,
-        margin=margin,
+        use_case=USE_CASE,
+        gate=USE_CASE.gate.with_bar(min_f1, margin),
         lock_path=world["root"] / "locks" / "promote.lock",
     )
 

@@ -47,9 +47,9 @@ def test_a_version_is_found_again_by_what_it_was_trained_on(tmp_path, monkeypatc
     for day in days:
         ingest_day(dt.date.fromisoformat(day), lake_root, generator=GeneratorConfig(machines=2))
     hyper = {"epochs": 2, "batch_size": 64, "lr": 0.01}
-    fingerprint = training_fingerprint(lake_root, days, hyper)
-    assert training_fingerprint(lake_root, list(reversed(days)), hyper) == fingerprint
-    assert training_fingerprint(lake_root, days, {**hyper, "epochs": 3}) != fingerprint
+    fingerprint = training_fingerprint(lake_root, "telemetry", days, hyper)
+    assert training_fingerprint(lake_root, "telemetry", list(reversed(days)), hyper) == fingerprint
+    assert training_fingerprint(lake_root, "telemetry", days, {**hyper, "epochs": 3}) != fingerprint
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     model_dir = tmp_path / "model"
@@ -64,4 +64,6 @@ def test_a_version_is_found_again_by_what_it_was_trained_on(tmp_path, monkeypatc
     assert found.run_id == registered.run_id
 
     ingest_day(dt.date(2026, 11, 3), lake_root, generator=GeneratorConfig(machines=3))
-    assert training_fingerprint(lake_root, days, hyper) != fingerprint  # new rows: retrain
+    assert (
+        training_fingerprint(lake_root, "telemetry", days, hyper) != fingerprint
+    )  # new rows: retrain

@@ -8,7 +8,7 @@ WANTED = {
     "name": "pm--slot0",
     "import_path": "ray_jobs.serve_app:app_builder",
     "args": {"model_name": "pm", "max_batch_size": 32},
-    "deployments": [{"name": "FailurePredictor", "user_config": {"model_version": "3"}}],
+    "deployments": [{"name": "Predictor", "user_config": {"model_version": "3"}}],
 }
 
 
@@ -21,7 +21,7 @@ def _deployed(args: dict, version: str) -> dict:
         "args": args,
         "deployments": [
             {
-                "name": "FailurePredictor",
+                "name": "Predictor",
                 "user_config": {"model_version": version},
                 "num_replicas": 1,
             }

@@ -60,7 +60,7 @@ def test_a_live_slot_is_never_reloaded_and_every_wanted_version_has_a_slot(
 
 
 def test_the_router_map_lists_every_loaded_version_once_preferring_the_assigned_slot():
-    target = ServeTarget("http://d", "pm", "/pm", "127.0.0.1", 8000, "m", "http://t")
+    target = ServeTarget("http://d", "pm", "pm", "/pm", "127.0.0.1", 8000, "m", "http://t")
     slots = slot_map(target, {0: "1", 1: "1", 2: "2"}, {"1": 1})
     assert slots == {"1": "pm--slot1", "2": "pm--slot2"}
     assert target.slot_of("pm--slot12") == 12

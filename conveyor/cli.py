@@ -185,37 +185,22 @@ def train(
     name: str = typer.Option("cli", help="run name; the same name resumes from its checkpoint"),
     use_case: str | None = USE_CASE_OPTION,
 ):
-    """Train on the Ray cluster (submits ray_jobs/train.py through the Jobs API) and register."""
-    import time
-
-    from ray.job_submission import JobSubmissionClient
-
+    """Train on the Ray cluster (submits ray_jobs/train.py through the Jobs API) and register.
+    The same ``--name`` again reattaches to that run's job, or resumes from its checkpoint."""
+    from pipelines.catalog import runtime_env_for
     from pipelines.ml.registry import register_training
-    from pipelines.ray_auth import auth_headers, find_ray_token
+    from pipelines.ray_jobs_client import RayConnectionConfig, RayJobsClient, project_runtime_env
 
     settings = _use_case_settings(use_case)
-    result_path = settings.runs_dir / "results" / f"{name}.json"
-    headers = auth_headers(find_ray_token())
-    client = JobSubmissionClient(settings.ray_jobs_address, headers=headers or None)
-    job_id = client.submit_job(
-        entrypoint=(
-            f"python -m ray_jobs.train --use-case {settings.use_case} --lake {settings.lake} "
-            f"--dates {dates} "
-            f"--storage-path {settings.runs_dir} --epochs {epochs} "
-            f"--num-workers {num_workers} --use-gpu {use_gpu} --name {name}"
-        ),
-        runtime_env={
-            "working_dir": str(Path(__file__).resolve().parent.parent),
-            "excludes": [".venv", ".local", ".git", "tests", "docs", "bench"],
-            "env_vars": {"CONVEYOR_RESULT_PATH": str(result_path)},
-        },
+    runtime_env = {**project_runtime_env(), **runtime_env_for(settings.use_case)}
+    result = RayJobsClient(RayConnectionConfig.at(settings.ray_jobs_address)).run(
+        f"cli-train-{settings.use_case}-{name}",
+        f"python -m ray_jobs.train --use-case {settings.use_case} --lake {settings.lake}"
+        f" --dates {dates} --storage-path {settings.runs_dir} --epochs {epochs}"
+        f" --num-workers {num_workers} --use-gpu {use_gpu} --name {name}",
+        runtime_env=runtime_env,
+        result_path=settings.runs_dir / "results" / f"{name}.json",
     )
-    while not client.get_job_status(job_id).is_terminal():
-        time.sleep(2)
-    info = client.get_job_info(job_id)
-    if info.status.value != "SUCCEEDED":
-        raise RuntimeError(f"Ray job {job_id} {info.status.value}: {info.message}")
-    result = json.loads(result_path.read_text())
     version = register_training(settings.tracking_uri, settings.model_name, result, name)
     _emit({"train": result, "registered": version.as_dict()})
 
@@ -264,6 +249,21 @@ def predict(
     records = payload if isinstance(payload, list) else [payload]
     s = _use_case_settings(use_case)
     _emit(post(s.serve_endpoint, records, token=s.serve_token.get_secret_value()))
+
+
+@app.command()
+@_one_line_errors
+def new(
+    name: str = typer.Argument(..., help="the use case's name, snake_case"),
+    path: Path | None = typer.Option(
+        None, help="write a package of its own under this folder (default: into this repository)"
+    ),
+):
+    """Scaffold a working use case: spec, generator, learner, suite and tests."""
+    from conveyor.scaffold import new_use_case
+
+    written = new_use_case(name, path=path)
+    _emit({"use_case": name, "files": [str(f) for f in written]})
 
 
 @app.command()

@@ -124,9 +124,8 @@ def write_run_report(
     md += ["", "## Training and evaluation (holdout)", ""]
     if train:
         md += ["| metric | model | baseline |", "|---|---|---|"]
-        for key in METRICS:
-            if key in metrics:
-                md.append(f"| {key} | {metrics[key]:.4f} | {_fmt(baseline.get(key))} |")
+        for key in _metric_keys(metrics):
+            md.append(f"| {key} | {metrics[key]:.4f} | {_fmt(baseline.get(key))} |")
         md += ["", f"Epochs: {len((train or {}).get('history', []))}; run {train.get('run_name')}"]
     else:
         md.append("Training did not run.")
@@ -142,6 +141,14 @@ def write_run_report(
     _atomic_write(out / "index.html", _html(dag_id, run_id, text_md, curve))
     log.info("report written path=%s", out / "index.html")
     return out / "index.html"
+
+
+def _metric_keys(metrics: dict) -> list[str]:
+    """The scalar metrics of a use case's holdout, the usual classification ones first."""
+    scalar = [
+        k for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    return [k for k in METRICS if k in scalar] + [k for k in scalar if k not in METRICS]
 
 
 def _fmt(value) -> str:

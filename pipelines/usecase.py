@@ -118,6 +118,9 @@ class UseCase:
     tags: tuple[str, ...] = ()
     suites: tuple[str, ...] = ()
     """Great Expectations suites in ``data_checks/<name>/`` (default ``<table>.json``)."""
+    suites_dir: str | None = None
+    """Where the suites are, when not in the repository's ``data_checks/<name>/``: a use case
+    shipped as a package of its own keeps them inside it."""
     generator: str | None = None
     """Import path of the deterministic, offline generator of a day of rows."""
     source_params: Mapping[str, Mapping] = field(default_factory=dict)

@@ -74,13 +74,14 @@ def load_version(args: PredictorArgs, requested: str) -> LoadedVersion:
 
 
 def check_scores(model, model_name: str, version: str) -> None:
-    """Score the use case's sample records; anything but probabilities (NaN included) refuses
-    the model."""
+    """Score the use case's sample records; anything but sane scores (``Learner.valid_scores``:
+    probabilities for a classifier, NaN never) refuses the model."""
     learner = model.learner
-    probabilities = model.predict_proba(learner.record_columns(learner.sample_records)).tolist()
-    if not all(0.0 <= p <= 1.0 for p in probabilities):
+    scores = model.predict_proba(learner.record_columns(learner.sample_records)).tolist()
+    if not learner.valid_scores(scores):
         raise RuntimeError(
-            f"version {version} of {model_name} scored {probabilities}, not probabilities"
+            f"version {version} of {model_name} scored {scores}, not scores within"
+            f" {learner.score_range}"
         )
 
 

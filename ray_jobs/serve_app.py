@@ -403,8 +403,8 @@ class Router:
         score, decision = self.learner.score_field, self.learner.decision_field
         ours = [p[score] for p in primary["predictions"]]
         theirs = [p[score] for p in answer["predictions"]]
-        flips = sum(
-            a[decision] != b[decision]
+        flips = sum(  # a use case without a decision (a regressor) never flips
+            a.get(decision) != b.get(decision)
             for a, b in zip(primary["predictions"], answer["predictions"], strict=True)
         )
         self.shadow_stats["compared"] += 1

@@ -26,15 +26,10 @@ import torch
 
 from pipelines.catalog import get_use_case, learner_of
 from pipelines.data import lake
-from pipelines.ml.evaluation import (
-    TimeSplit,
-    choose_threshold,
-    holdout_report,
-    logistic_baseline,
-    write_figures,
-)
+from pipelines.ml.evaluation import TimeSplit, holdout_report
 from pipelines.ml.features import Scaler
 from pipelines.ml.model import save_model_dir
+from pipelines.ml.result import TrainingResult
 from ray_jobs.contract import run_key, write_result
 
 log = logging.getLogger("conveyor.train")
@@ -279,8 +274,7 @@ def _score(learner, state_dict: dict, hidden: int, scaler: Scaler, frame) -> np.
     model.eval()
     features = torch.from_numpy(scaler.transform(learner.features(frame)))
     with torch.inference_mode():
-        logits = model(features).squeeze(-1)
-    return torch.sigmoid(logits).numpy()
+        return learner.scores(model(features).squeeze(-1)).numpy()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -394,9 +388,9 @@ def main(argv: list[str] | None = None) -> dict:
         return _score(learner, state["model"], hidden, scaler, rows)
 
     validation, holdout = split.validation(frame), split.holdout(frame)
-    threshold = choose_threshold(score(validation), learner.targets(validation))
+    threshold = learner.choose_threshold(score(validation), learner.targets(validation))
     metrics = holdout_report(score, holdout, threshold, learner)
-    baseline = logistic_baseline(learner, train_rows, validation, holdout)
+    baseline = learner.baseline(train_rows, validation, holdout)
     history = list(state.get("history", []))
     metrics["final_train_loss"] = history[-1]["train_loss"] if history else float("nan")
     params = {k: v for k, v in vars(args).items() if k not in ("lake", "storage_path")}
@@ -425,22 +419,21 @@ def main(argv: list[str] | None = None) -> dict:
         learner,
     )
     kept = learner.headline_rows(holdout)
-    write_figures(score(kept), learner.targets(kept), threshold, model_dir / "evaluation")
+    learner.figures(score(kept), learner.targets(kept), threshold, model_dir / "evaluation")
     (model_dir / "evaluation" / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
-    out = {
-        "status": "succeeded",
-        "use_case": use_case.name,
-        "run_name": name,
-        "model_dir": str(model_dir),
-        "checkpoint": result.checkpoint.path,
-        "metrics": metrics,
-        "baseline": baseline,
-        "history": history,
-        "split": split.as_dict(),
-        "params": params,
-        "train_dates": [d.isoformat() for d in days],
-        "manifests": manifests,
-    }
+    out = TrainingResult(
+        use_case=use_case.name,
+        run_name=name,
+        model_dir=str(model_dir),
+        checkpoint=result.checkpoint.path,
+        metrics=metrics,
+        baseline=baseline,
+        history=history,
+        split=split.as_dict(),
+        params=params,
+        train_dates=[d.isoformat() for d in days],
+        manifests=manifests,
+    ).as_dict()
     write_result(out)
     log.info("training done metrics=%s", json.dumps(metrics))
     return out

@@ -173,7 +173,7 @@ def build_training_dag(use_case: UseCase) -> DAG:
             from pipelines.data.lake import week_partitions
             from pipelines.settings import get_settings
 
-            return week_partitions(get_settings().lake, partition_key)
+            return week_partitions(get_settings().lake, partition_key, use_case.table.name)
 
         train_register_serve(use_case, partitions(), dates_task="partitions")
     return dag

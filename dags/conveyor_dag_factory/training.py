@@ -22,6 +22,7 @@ from airflow.sdk import Param, task
 
 from conveyor_provider.operators.ray_job import RayJobOperator
 from conveyor_provider.operators.report import RunReportOperator
+from pipelines.catalog import runtime_env_for
 from pipelines.usecase import UseCase
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ def smoke_test(use_case: UseCase):
             rollout["routing"],
             records=learner.sample_records,
             score_field=learner.score_field,
+            score_range=learner.score_range,
             token=settings.serve_token.get_secret_value(),
         )
 
@@ -165,6 +167,7 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
 
     train = RayJobOperator(
         task_id="train",
+        runtime_env=runtime_env_for(use_case),
         entrypoint=(
             f"python -m ray_jobs.train --use-case {name} --lake {{{{ settings().lake }}}}"
             " --dates {{ ti.xcom_pull(task_ids='plan')['dates'] | join(',') }}"

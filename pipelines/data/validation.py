@@ -32,7 +32,8 @@ SUITES_DIR = Path(__file__).resolve().parents[2] / "data_checks"
 def suite_path_for(use_case) -> Path:
     """A use case's (first) suite: ``data_checks/<name>/<file>``; a missing one is an error
     naming it."""
-    path = SUITES_DIR / use_case.name / use_case.suite_files[0]
+    folder = Path(use_case.suites_dir) if use_case.suites_dir else SUITES_DIR / use_case.name
+    path = folder / use_case.suite_files[0]
     if not path.is_file():
         raise FileNotFoundError(f"use case {use_case.name}: no suite at {path}")
     return path

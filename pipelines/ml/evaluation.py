@@ -1,19 +1,23 @@
-"""How a classifier is judged: one definition for training, the promotion gate and tests.
+"""How a model is judged: one definition for training, the promotion gate and tests.
 
 The split is by time, never random: train on the first 70 % of the period, choose the decision
-threshold on the next 10 %, report on the latest 20 % (the holdout). The headline metrics are
-computed on the rows the use case's learner counts (``Learner.headline_rows``); its own extra
-metrics (``Learner.extra_metrics``) on all holdout rows.
+threshold on the next 10 %, report on the latest 20 % (the holdout). The metrics are the
+learner's (``Learner.evaluate``: classification metrics by default, MAE and RMSE for a
+``Regressor``), computed on the rows it counts (``Learner.headline_rows``); its own extra
+metrics (``Learner.extra_metrics``) on all holdout rows. The functions below are the
+building blocks the core's two tasks use.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from pipelines.ml.learner import Learner
+if TYPE_CHECKING:
+    from pipelines.ml.learner import Learner
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ def calibration_error(probabilities: np.ndarray, target: np.ndarray, bins: int =
     return float(error)
 
 
-def evaluate(probabilities: np.ndarray, target: np.ndarray, threshold: float) -> dict:
+def binary_metrics(probabilities: np.ndarray, target: np.ndarray, threshold: float) -> dict:
     from sklearn.metrics import (
         average_precision_score,
         brier_score_loss,
@@ -82,22 +86,41 @@ def evaluate(probabilities: np.ndarray, target: np.ndarray, threshold: float) ->
     }
 
 
-def choose_threshold(probabilities: np.ndarray, target: np.ndarray) -> float:
+def best_f1_threshold(probabilities: np.ndarray, target: np.ndarray) -> float:
     """The threshold with the best F1 on validation data (never on the holdout)."""
     candidates = np.linspace(0.05, 0.95, 19)
-    scores = [evaluate(probabilities, target, t)["f1"] for t in candidates]
+    scores = [binary_metrics(probabilities, target, t)["f1"] for t in candidates]
     return float(candidates[int(np.argmax(scores))])
 
 
-def holdout_report(score, frame: pd.DataFrame, threshold: float, learner: Learner) -> dict:
-    """Headline metrics on the learner's headline rows, plus its extra metrics on all rows.
+def regression_metrics(predictions: np.ndarray, target: np.ndarray) -> dict:
+    errors = np.asarray(predictions, dtype=np.float64) - np.asarray(target, dtype=np.float64)
+    return {
+        "mae": float(np.abs(errors).mean()) if len(errors) else 0.0,
+        "rmse": float(np.sqrt((errors**2).mean())) if len(errors) else 0.0,
+        "bias": float(errors.mean()) if len(errors) else 0.0,
+        "rows": int(len(errors)),
+    }
 
-    ``score`` maps a frame to probabilities.
+
+def holdout_report(score, frame: pd.DataFrame, threshold: float, learner: Learner) -> dict:
+    """The learner's metrics on its headline rows, plus its extra metrics on all rows.
+
+    ``score`` maps a frame to scores.
     """
     kept = learner.headline_rows(frame)
-    report = evaluate(score(kept), learner.targets(kept), threshold)
+    report = learner.evaluate(score(kept), learner.targets(kept), threshold)
     report.update(learner.extra_metrics(score(frame), frame, threshold))
     return report
+
+
+BASELINE_ROWS = 200_000
+"""Baselines are fitted on at most this many training rows (a seeded sample): a reference,
+not a contender, and their cost must not grow with the data."""
+
+
+def _sample(frame: pd.DataFrame, rows: int = BASELINE_ROWS) -> pd.DataFrame:
+    return frame.sample(rows, random_state=0) if len(frame) > rows else frame
 
 
 def logistic_baseline(
@@ -108,6 +131,7 @@ def logistic_baseline(
 
     from pipelines.ml.features import Scaler
 
+    train = _sample(train)
     scaler = Scaler.fit(learner.features(train), learner.feature_names)
     model = LogisticRegression(max_iter=500, class_weight="balanced")
     model.fit(scaler.transform(learner.features(train)), learner.targets(train))
@@ -115,11 +139,49 @@ def logistic_baseline(
     def score(frame: pd.DataFrame) -> np.ndarray:
         return model.predict_proba(scaler.transform(learner.features(frame)))[:, 1]
 
-    threshold = choose_threshold(score(validation), learner.targets(validation))
+    threshold = learner.choose_threshold(score(validation), learner.targets(validation))
     return holdout_report(score, holdout, threshold, learner)
 
 
-def write_figures(probabilities: np.ndarray, target: np.ndarray, threshold: float, out_dir) -> list:
+def linear_baseline(learner: Learner, train: pd.DataFrame, holdout: pd.DataFrame) -> dict:
+    """A ridge regression on the same features and scaler, for reference."""
+    from sklearn.linear_model import Ridge
+
+    from pipelines.ml.features import Scaler
+
+    train = _sample(train)
+    scaler = Scaler.fit(learner.features(train), learner.feature_names)
+    model = Ridge(alpha=1.0).fit(scaler.transform(learner.features(train)), learner.targets(train))
+
+    def score(frame: pd.DataFrame) -> np.ndarray:
+        return model.predict(scaler.transform(learner.features(frame)))
+
+    return holdout_report(score, holdout, 0.0, learner)
+
+
+def regression_figures(predictions: np.ndarray, target: np.ndarray, out_dir) -> list:
+    """Predicted vs actual on the holdout, as a PNG in ``out_dir``; its path."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(target, predictions, s=4, alpha=0.4)
+    ax.set(xlabel="actual", ylabel="predicted", title="Holdout: predicted vs actual")
+    fig.tight_layout()
+    fig.savefig(out / "predicted_vs_actual.png", dpi=100)
+    plt.close(fig)
+    return [out / "predicted_vs_actual.png"]
+
+
+def binary_figures(
+    probabilities: np.ndarray, target: np.ndarray, threshold: float, out_dir
+) -> list:
     """A PR curve and a confusion matrix as PNG files in ``out_dir``; their paths."""
     from pathlib import Path
 

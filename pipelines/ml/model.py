@@ -89,5 +89,4 @@ class LoadedModel:
         ``learner.record_columns(records)``)."""
         features = self.scaler.transform(self.learner.features(columns))
         with torch.inference_mode():
-            logits = self.net(torch.from_numpy(features)).squeeze(-1)
-        return torch.sigmoid(logits).numpy()
+            return self.learner.scores(self.net(torch.from_numpy(features)).squeeze(-1)).numpy()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 
+from pipelines.ml.result import TrainingResult, flatten_metrics
+
 log = logging.getLogger(__name__)
 
 RUN_KEY_TAG = "conveyor.run_key"
@@ -76,7 +78,7 @@ def code_version() -> str:
 def register_training(
     tracking_uri: str,
     model_name: str,
-    train_result: dict,
+    train_result: TrainingResult | dict,
     run_key: str,
     *,
     dag_run_id: str | None = None,
@@ -85,6 +87,7 @@ def register_training(
     """Log params, per-epoch and holdout metrics, the evaluation report and the model directory
     of ``train_result``; register a version tagged with its lineage (and the inputs'
     ``fingerprint``, see ``training_fingerprint``) and alias it ``challenger``."""
+    result = TrainingResult.parse(train_result)
     client = _client(tracking_uri)
     experiment_id = _experiment_id(client, EXPERIMENT)
     runs = client.search_runs(
@@ -108,35 +111,29 @@ def register_training(
         else client.create_run(experiment_id, tags={RUN_KEY_TAG: run_key}, run_name=run_key)
     )
     run_id = run.info.run_id
-    for key, value in train_result.get("params", {}).items():
+    for key, value in result.params.items():
         client.log_param(run_id, key, value)
-    for key, value in train_result.get("metrics", {}).items():
-        if isinstance(value, int | float):
-            client.log_metric(run_id, key, float(value))
-    for mode, recall in train_result.get("metrics", {}).get("recall_by_mode", {}).items():
-        if recall is not None:
-            client.log_metric(run_id, f"recall_{mode}", float(recall))
-    for key, value in train_result.get("baseline", {}).items():
-        if isinstance(value, int | float):
-            client.log_metric(run_id, f"baseline_{key}", float(value))
-    for epoch in train_result.get("history", []):
+    metrics = {**result.scalar_metrics(), **flatten_metrics(result.baseline, "baseline_")}
+    for key, value in metrics.items():
+        client.log_metric(run_id, key, value)
+    for epoch in result.history:
         client.log_metric(
             run_id, "train_loss", float(epoch["train_loss"]), step=int(epoch["epoch"])
         )
-    client.log_artifacts(run_id, train_result["model_dir"], artifact_path="model")
+    client.log_artifacts(run_id, result.model_dir, artifact_path="model")
     client.set_terminated(run_id)
 
     _ensure_registered_model(client, model_name)
     tags = {
         RUN_KEY_TAG: run_key,
-        "train_dates": ",".join(train_result.get("train_dates", [])),
+        "train_dates": ",".join(result.train_dates),
         "git_commit": code_version(),
         "dag_run_id": dag_run_id or "",
-        "holdout_from": train_result.get("split", {}).get("holdout_from", ""),
+        "holdout_from": result.split.get("holdout_from", ""),
     }
     if fingerprint:
         tags[FINGERPRINT_TAG] = fingerprint
-    tags.update({f"manifest.{d}": sha for d, sha in train_result.get("manifests", {}).items()})
+    tags.update({f"manifest.{d}": sha for d, sha in result.manifests.items()})
     version = client.create_model_version(
         model_name, source=f"{run.info.artifact_uri}/model", run_id=run_id, tags=tags
     )

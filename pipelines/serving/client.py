@@ -7,6 +7,7 @@ code need to talk to the endpoint.
 from __future__ import annotations
 
 import logging
+import math
 
 import httpx
 
@@ -52,11 +53,13 @@ def smoke_test(
     *,
     records: list[dict],
     score_field: str,
+    score_range: tuple[float, float] = (0.0, 1.0),
     token: str = "",
     pinned: bool = False,
 ) -> dict:
-    """Real requests against the live endpoint: an expected version answers sane
-    probabilities (``score_field`` of each prediction) for the use case's sample ``records``,
+    """Real requests against the live endpoint: an expected version answers sane scores
+    (``score_field`` of each prediction, finite and within ``score_range``) for the use
+    case's sample ``records``,
     and malformed input is refused with 422 rather than crashing a replica. ``pinned`` sends
     the request to ``expected`` by header (a version with no traffic yet)."""
     allowed = {str(v) for v in (expected if isinstance(expected, tuple) else (expected,)) if v}
@@ -69,8 +72,12 @@ def smoke_test(
     predictions = answer.get("predictions", [])
     if len(predictions) != len(sample):
         problems.append(f"{len(predictions)} predictions for {len(sample)} records")
-    if any(not 0.0 <= p.get(score_field, -1.0) <= 1.0 for p in predictions):
-        problems.append(f"probability outside [0, 1]: {predictions}")
+    low, high = score_range
+    scores = [p.get(score_field) for p in predictions]
+    if not all(
+        isinstance(s, int | float) and math.isfinite(s) and low <= s <= high for s in scores
+    ):
+        problems.append(f"{score_field} missing, not finite or outside [{low}, {high}]: {scores}")
     bad = httpx.post(
         f"{endpoint}/predict",
         json={"records": "not a list of records"},
@@ -90,7 +97,13 @@ def smoke_test(
 
 
 def smoke_test_routing(
-    endpoint: str, routing: dict, *, records: list[dict], score_field: str, token: str = ""
+    endpoint: str,
+    routing: dict,
+    *,
+    records: list[dict],
+    score_field: str,
+    score_range: tuple[float, float] = (0.0, 1.0),
+    token: str = "",
 ) -> dict:
     """Smoke-test the live endpoint against a rollout's routing: the answer must come from the
     stable version or the canary."""
@@ -99,5 +112,6 @@ def smoke_test_routing(
         (routing["stable"], routing.get("canary")),
         records=records,
         score_field=score_field,
+        score_range=score_range,
         token=token,
     )

@@ -83,6 +83,7 @@ def _apply(admin: ServeAdmin, target: ServeTarget, desired: Routing, action: str
             expected,
             records=learner.sample_records,
             score_field=learner.score_field,
+            score_range=learner.score_range,
             token=target.token,
             pinned=pinned,
         )

@@ -27,9 +27,9 @@ from airflow.sdk.exceptions import AirflowException
 from conveyor_provider.hooks.ray_jobs import TERMINAL, RayJobsHook, submission_id_for
 from conveyor_provider.links.ray_job import RAY_JOB_URL_KEY, RayJobLink
 from conveyor_provider.triggers.ray_job import RayJobTrigger
+from pipelines.ray_jobs_client import DEFAULT_EXCLUDES, PROJECT_ROOT, project_runtime_env
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_EXCLUDES = [".venv", ".local", ".git", "tests", "docs", "bench", "**/__pycache__"]
+__all__ = ["DEFAULT_EXCLUDES", "PROJECT_ROOT", "RayJobOperator"]
 SUBMISSION_ID_KEY = "ray_submission_id"
 TRIGGER_GRACE = timedelta(minutes=1)
 
@@ -175,7 +175,7 @@ class RayJobOperator(BaseOperator):
         return root / f"{submission_id}.json"
 
     def _runtime_env(self, context, result_path: Path) -> dict:
-        runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": DEFAULT_EXCLUDES}
+        runtime_env = project_runtime_env()
         runtime_env.update(self.runtime_env or {})
         runtime_env["env_vars"] = {
             **runtime_env.get("env_vars", {}),

@@ -259,3 +259,17 @@ def test_a_use_case_from_outside_the_tree_gets_its_own_dags_with_no_edit_here():
     assert seen["tags"] == ["conveyor", "forecasting"]
     assert seen["gate"] == ["max_mae"]  # lower is better: the bar is a maximum
     assert seen["heavy"] == []
+
+
+def test_the_training_dag_reads_its_week_from_its_use_case_s_table(dagbag, tmp_path, monkeypatch):
+    """The week's partitions come from the use case's own lake table (its task body, run)."""
+    import datetime as dt
+
+    from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+    from pipelines.usecases.predictive_maintenance.ingest import ingest_days
+
+    monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path))
+    days = [dt.date.fromisoformat(d) for d in WEEK]
+    ingest_days(days, str(tmp_path / "lake"), generator=GeneratorConfig(machines=1, minutes=30))
+    partitions = dagbag.dags["model_training"].get_task("partitions").python_callable
+    assert partitions(partition_key="2026-11-02T00:00:00") == WEEK

@@ -1,6 +1,7 @@
 import json
 
 from conveyor_provider.hooks.ray_jobs import RayJobsHook, submission_id_for
+from pipelines.ray_jobs_client import RayConnectionConfig, RayJobsClient
 
 
 def test_submission_id_is_deterministic_per_dag_run_and_task():
@@ -12,11 +13,12 @@ def test_submission_id_is_deterministic_per_dag_run_and_task():
     assert all(c.isalnum() or c in "-_" for c in a)
 
 
-class FakeJobs(RayJobsHook):
-    """The hook's reattach decision on recorded job states (the real API is in integration)."""
+class FakeJobs(RayJobsClient):
+    """The reattach decision (the client's, which the hook, the CLI and the tests share) on
+    recorded job states; the real API is in the integration tests."""
 
     def __init__(self, states):
-        super().__init__(address="http://unused")
+        super().__init__(RayConnectionConfig(address="http://unused"))
         self.states = dict(states)
 
     def job_status(self, submission_id):
@@ -40,6 +42,13 @@ def test_failed_or_stopped_job_gets_a_new_suffixed_attempt():
 
 def test_constructing_the_hook_touches_no_network():
     RayJobsHook(ray_conn_id="does_not_exist")  # no client is created until used
+
+
+def test_the_hook_follows_its_connection_with_the_shared_client(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_RAY_X", json.dumps({"conn_type": "ray", "host": "h"}))
+    hook = RayJobsHook(ray_conn_id="ray_x")
+    assert isinstance(hook.jobs, RayJobsClient) and hook.jobs.config is hook.config
+    assert hook.job_url("s") == "http://h/#/jobs/s"
 
 
 def test_connection_gives_address_headers_and_tls_verify(monkeypatch):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipelines.data import lake
-from pipelines.ml.evaluation import TimeSplit, choose_threshold
+from pipelines.ml.evaluation import TimeSplit
 from pipelines.ml.features import Scaler
 from pipelines.ml.model import LoadedModel, save_model_dir
 from pipelines.ml.promotion import champion_version, promote
@@ -58,7 +58,8 @@ def world(tmp_path_factory):
         directory = save_model_dir(root / label, state, scaler, meta, LEARNER)
         model = LoadedModel(directory, LEARNER)
         validation = split.validation(frame)
-        threshold = choose_threshold(model.predict_proba(validation), LEARNER.targets(validation))
+        scores = model.predict_proba(validation)
+        threshold = LEARNER.choose_threshold(scores, LEARNER.targets(validation))
         dirs[label] = save_model_dir(
             root / label, state, scaler, {"hidden": 32, "threshold": threshold}, LEARNER
         )

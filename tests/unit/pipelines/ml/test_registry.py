@@ -55,7 +55,7 @@ def test_a_version_is_found_again_by_what_it_was_trained_on(tmp_path, monkeypatc
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     (model_dir / "model.json").write_text("{}")
-    result = {"model_dir": str(model_dir), "train_dates": days}
+    result = {"model_dir": str(model_dir), "train_dates": days, "metrics": {}}
     assert find_trained_version(uri, "pm", fingerprint) is None
     register_training(uri, "pm", result, "run-1", fingerprint="other")
     registered = register_training(uri, "pm", result, "run-2", fingerprint=fingerprint)

@@ -25,7 +25,7 @@ def healthz() -> dict:
 @app.post("/predict")
 def predict(body: PredictRequest) -> dict:
     records = [r.model_dump() for r in body.records]
-    probabilities = model.predict_proba(LEARNER.record_columns(records)).tolist()
+    probabilities = model.score(LEARNER.record_columns(records)).tolist()
     return {
         "model_version": "baseline",
         "predictions": [LEARNER.prediction(p, model.threshold) for p in probabilities],

@@ -143,22 +143,13 @@ class ConveyorSettings(BaseSettings):
         return f"{self.serve_base_url}{self.named('serve_route_prefix')}"
 
     def rollout_args(self) -> str:
-        """Where to deploy, as ``ray_jobs.deploy`` flags (the DAGs template them in)."""
+        """Where to deploy, as ``ray_jobs.deploy``'s ``--target`` (one JSON document: the
+        ``ServeTarget`` of these settings, without secrets); the DAGs template it in."""
         import shlex
 
-        flags = {
-            "--use-case": self.named("use_case"),
-            "--dashboard": self.ray_jobs_address,
-            "--app-name": self.named("serve_app_name"),
-            "--route-prefix": self.named("serve_route_prefix"),
-            "--model-name": self.named("model_name"),
-            "--tracking-uri": self.tracking_uri,
-            "--http-host": self.host,
-            "--http-port": self.serve_http_port,
-            "--require-auth": str(self.serve_require_auth).lower(),
-            "--slots": self.serve_slots,
-        }
-        return " ".join(f"{flag} {shlex.quote(str(value))}" for flag, value in flags.items())
+        from pipelines.serving.target import target_from_settings
+
+        return f"--target {shlex.quote(target_from_settings(self).to_json())}"
 
     @property
     def runs_dir(self) -> Path:

@@ -28,41 +28,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--action", choices=ACTIONS, default="deploy")
     parser.add_argument("--model-version", help="needed by deploy, canary and shadow")
     parser.add_argument("--fraction", type=float, default=0.1, help="canary share of traffic")
-    parser.add_argument("--use-case", required=True, help="the registered use case served")
-    parser.add_argument("--dashboard", required=True, help="Ray dashboard URL (Serve REST API)")
-    parser.add_argument("--app-name", required=True)
-    parser.add_argument("--route-prefix", required=True)
-    parser.add_argument("--model-name", required=True)
-    parser.add_argument("--tracking-uri", required=True)
-    parser.add_argument("--http-host", required=True)
-    parser.add_argument("--http-port", type=int, required=True)
-    parser.add_argument("--require-auth", choices=("true", "false"), default="false")
-    parser.add_argument("--predictor", default="{}", help="JSON: num_replicas, max_batch_size…")
-    parser.add_argument("--router", default="{}", help="JSON: num_replicas, mirror_stable…")
-    parser.add_argument("--slots", type=int, default=2, help="predictor slots kept loaded")
-    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--target",
+        required=True,
+        help="the ServeTarget as JSON (ConveyorSettings.rollout_args writes it): use case, "
+        "application, route, model, registry, HTTP address, slots, predictor/router arguments",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
-    target = ServeTarget(
-        dashboard=args.dashboard,
-        use_case=args.use_case,
-        app_name=args.app_name,
-        route_prefix=args.route_prefix,
-        http_host=args.http_host,
-        http_port=args.http_port,
-        model_name=args.model_name,
-        tracking_uri=args.tracking_uri,
-        require_auth=args.require_auth == "true",
-        token=os.environ.get(TOKEN_ENV, "") if args.require_auth == "true" else "",
+    described = json.loads(args.target)
+    target = ServeTarget.from_json(
+        args.target,
+        token=os.environ.get(TOKEN_ENV, "") if described.get("require_auth") else "",
         ray_token=find_ray_token(),
-        predictor=json.loads(args.predictor),
-        router=json.loads(args.router),
-        slots=args.slots,
-        timeout=args.timeout,
     )
     result = run_action(target, args.action, args.model_version, args.fraction)
     write_result(result)

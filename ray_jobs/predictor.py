@@ -77,7 +77,7 @@ def check_scores(model, model_name: str, version: str) -> None:
     """Score the use case's sample records; anything but sane scores (``Learner.valid_scores``:
     probabilities for a classifier, NaN never) refuses the model."""
     learner = model.learner
-    scores = model.predict_proba(learner.record_columns(learner.sample_records)).tolist()
+    scores = model.score(learner.record_columns(learner.sample_records)).tolist()
     if not learner.valid_scores(scores):
         raise RuntimeError(
             f"version {version} of {model_name} scored {scores}, not scores within"
@@ -137,7 +137,7 @@ class Predictor:
         loaded = self.loaded
         rows = [record for batch in batches for record in batch]
         model = loaded.model
-        probabilities = model.predict_proba(model.learner.record_columns(rows)).tolist()
+        probabilities = model.score(model.learner.record_columns(rows)).tolist()
         out, start = [], 0
         for batch in batches:
             out.append((loaded, probabilities[start : start + len(batch)]))

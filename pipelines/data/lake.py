@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import os
@@ -34,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipelines.locks import exclusive
 
 MANIFEST_FILE = "_manifest.json"
 QUARANTINE = "_quarantine"
@@ -153,14 +154,8 @@ def _writers_take_turns(fs: fsspec.AbstractFileSystem, target: str):
         yield
         return
     root, table, name = target.rsplit("/", 2)
-    locks = f"{root}/_locks/{table}"
-    os.makedirs(locks, exist_ok=True)
-    with open(f"{locks}/{name}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive(f"{root}/_locks/{table}/{name}.lock"):
+        yield
 
 
 def read_manifest(root: str | os.PathLike, day: dt.date, table: str) -> Manifest:

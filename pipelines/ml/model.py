@@ -84,9 +84,10 @@ class LoadedModel:
         self.net.eval()
         self.threshold = float(self.meta.get("threshold", 0.5))
 
-    def predict_proba(self, columns: pd.DataFrame | Mapping[str, Sequence]) -> np.ndarray:
-        """Probabilities; ``columns`` as ``Learner.features`` takes them (a DataFrame, or
-        ``learner.record_columns(records)``)."""
+    def score(self, columns: pd.DataFrame | Mapping[str, Sequence]) -> np.ndarray:
+        """One score per record (probabilities for a classifier, the predicted number for a
+        regressor: ``Learner.scores``); ``columns`` as ``Learner.features`` takes them (a
+        DataFrame, or ``learner.record_columns(records)``)."""
         features = self.scaler.transform(self.learner.features(columns))
         with torch.inference_mode():
             return self.learner.scores(self.net(torch.from_numpy(features)).squeeze(-1)).numpy()

@@ -13,9 +13,7 @@ promotions sees the first one's result and must beat it, so there is exactly one
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import logging
 import tempfile
 from dataclasses import asdict, dataclass
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipelines.locks import exclusive
 from pipelines.ml.registry import CHAMPION, _client, download_version
 from pipelines.usecase import Gate, TableSpec, UseCase
 
@@ -42,19 +41,6 @@ class PromotionDecision:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-@contextlib.contextmanager
-def exclusive(lock_path: str | Path):
-    """An exclusive advisory lock (``flock``) held for the block."""
-    path = Path(lock_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def champion_version(tracking_uri: str, model_name: str) -> str | None:
@@ -86,7 +72,7 @@ def _score_version(tracking_uri: str, model_name: str, version: str, holdout, le
 
     with tempfile.TemporaryDirectory() as directory:
         model = LoadedModel(download_version(tracking_uri, model_name, version, directory), learner)
-    return holdout_report(model.predict_proba, holdout, model.threshold, learner)
+    return holdout_report(model.score, holdout, model.threshold, learner)
 
 
 def promote(

@@ -4,7 +4,10 @@ so the slot planner needs nothing of the rollout that uses it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
+from typing import ClassVar
 
 from pipelines.ray_auth import find_ray_token
 from pipelines.serving.routing import (
@@ -46,6 +49,7 @@ class ServeTarget:
     a rollout loads into the idle slot without starting a process. 1 saves memory; each
     rollout then starts a new slot next to the live one."""
     timeout: float = 300.0
+    SECRETS: ClassVar[tuple[str, ...]] = ("token", "ray_token")
 
     @property
     def endpoint(self) -> str:
@@ -87,6 +91,26 @@ class ServeTarget:
             },
             "deployments": [{"name": ROUTING_TABLE, "user_config": routing.model_dump()}],
         }
+
+    def to_json(self) -> str:
+        """The target as one JSON document for a rollout job (``ray_jobs.deploy --target``);
+        its two secrets stay out of it: the job reads them on its node."""
+        fields = {k: v for k, v in asdict(self).items() if k not in self.SECRETS}
+        return json.dumps(fields, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, **secrets) -> ServeTarget:
+        """A target from ``to_json``; ``secrets`` are ``token`` and ``ray_token``. A missing or
+        unknown field is a one-line error naming it."""
+        data = json.loads(text)
+        names = {f.name for f in dataclass_fields(cls)} - set(cls.SECRETS)
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"serve target: unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**data, **secrets)
+        except TypeError as exc:
+            raise ValueError(f"serve target: {exc}") from None
 
     def owns(self, app_name: str) -> bool:
         return app_name == self.app_name or app_name.startswith(f"{self.app_name}--")

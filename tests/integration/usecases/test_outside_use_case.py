@@ -112,5 +112,5 @@ def test_an_outside_use_case_ingests_validates_trains_on_ray_and_passes_its_own_
 
     learner = learner_of(energy)
     model = LoadedModel(result["model_dir"], learner)
-    cold, hot = model.predict_proba(learner.record_columns(learner.sample_records))
+    cold, hot = model.score(learner.record_columns(learner.sample_records))
     assert learner.valid_scores([cold, hot]) and cold > 0 and hot > 0

@@ -2,8 +2,6 @@
 
 import asyncio
 import math
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -134,26 +132,25 @@ def test_a_router_that_stopped_following_the_routing_table_is_unhealthy():
     asyncio.run(scenario())
 
 
-def test_rollout_args_quote_what_they_template(monkeypatch):
+def test_rollout_args_are_one_quoted_serve_target_without_secrets(monkeypatch):
+    import shlex
+
     from pipelines.catalog import get_use_case
+    from pipelines.serving.target import ServeTarget
     from pipelines.settings import ConveyorSettings
+    from ray_jobs.deploy import parse_args
 
     monkeypatch.setenv("CONVEYOR_SERVE_ROUTE_PREFIX", "/a b")
+    monkeypatch.setenv("CONVEYOR_SERVE_TOKEN", "s3cret")
+    monkeypatch.setenv("CONVEYOR_SERVE_REQUIRE_AUTH", "true")
     pm = get_use_case("predictive_maintenance")
     args = ConveyorSettings().for_use_case(pm).rollout_args()
-    assert "--route-prefix '/a b'" in args and "--require-auth false" in args
-    assert "--slots 2" in args
-    assert "--model-name predictive_maintenance --" in args  # the use case's own name
+    assert "s3cret" not in args
+    parsed = parse_args(["--action", "deploy", *shlex.split(args)])
+    target = ServeTarget.from_json(parsed.target, token="t", ray_token=None)
+    assert target.route_prefix == "/a b" and target.require_auth and target.slots == 2
+    assert target.model_name == "predictive_maintenance" == target.use_case
+    with pytest.raises(ValueError, match="unknown field"):
+        ServeTarget.from_json('{"typo": 1}')
     with pytest.raises(ValueError, match="settings.use_case is not set"):
         ConveyorSettings().rollout_args()
-
-
-def test_the_schemas_import_without_ray_fastapi_or_pandas():
-    """Clients and the FastAPI baseline validate requests with the endpoint's own models; they
-    must not pull in the serving stack to do so."""
-    code = (
-        "import sys, ray_jobs.serve_schemas;"
-        "print(sorted(m for m in ('ray', 'fastapi', 'pandas', 'torch') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

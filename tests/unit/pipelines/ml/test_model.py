@@ -65,7 +65,7 @@ def test_overstrained_machine_scores_higher_than_a_normal_one(trained):
     import pandas as pd
 
     model = LoadedModel(trained[1], LEARNER)
-    normal, overstrained = model.predict_proba(pd.DataFrame(SAMPLE_RECORDS))
+    normal, overstrained = model.score(pd.DataFrame(SAMPLE_RECORDS))
     assert overstrained > normal, f"overstrained {overstrained} <= normal {normal}"
 
 

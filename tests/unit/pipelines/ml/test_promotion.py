@@ -58,7 +58,7 @@ def world(tmp_path_factory):
         directory = save_model_dir(root / label, state, scaler, meta, LEARNER)
         model = LoadedModel(directory, LEARNER)
         validation = split.validation(frame)
-        scores = model.predict_proba(validation)
+        scores = model.score(validation)
         threshold = LEARNER.choose_threshold(scores, LEARNER.targets(validation))
         dirs[label] = save_model_dir(
             root / label, state, scaler, {"hidden": 32, "threshold": threshold}, LEARNER

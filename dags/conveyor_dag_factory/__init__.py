@@ -54,13 +54,11 @@ one week; the run fires when all seven have arrived (the default wait policy).""
 
 
 def build_dags(use_case: UseCase, *, daily_catchup: bool = False) -> dict[str, DAG]:
-    """Every DAG of ``use_case``, by DAG id."""
-    dags = (
-        build_run_dag(use_case),
-        build_daily_dag(use_case, catchup=daily_catchup),
-        build_training_dag(use_case),
-        build_rollout_dag(use_case),
-    )
+    """Every DAG of ``use_case``, by DAG id: only the daily ingest-and-validate one for a use
+    case without a learner (it has nothing to train or serve)."""
+    dags = [build_daily_dag(use_case, catchup=daily_catchup)]
+    if use_case.learner:
+        dags += [build_run_dag(use_case), build_training_dag(use_case), build_rollout_dag(use_case)]
     return {dag.dag_id: dag for dag in dags}
 
 

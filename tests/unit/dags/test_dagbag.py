@@ -273,3 +273,13 @@ def test_the_training_dag_reads_its_week_from_its_use_case_s_table(dagbag, tmp_p
     ingest_days(days, str(tmp_path / "lake"), generator=GeneratorConfig(machines=1, minutes=30))
     partitions = dagbag.dags["model_training"].get_task("partitions").python_callable
     assert partitions(partition_key="2026-11-02T00:00:00") == WEEK
+
+
+def test_a_use_case_without_a_learner_gets_only_its_ingest_and_validate_dag():
+    from conveyor_dag_factory import build_dags
+    from pipelines.usecase import TableSpec, UseCase
+
+    table = TableSpec("meters", {"id": "string", "ts": "datetime64[us, UTC]"}, ("id",), "ts")
+    assert list(build_dags(UseCase(name="meters_only", title="M", table=table))) == [
+        "meters_only_daily"
+    ]

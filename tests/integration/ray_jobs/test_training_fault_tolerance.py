@@ -20,6 +20,9 @@ pytestmark = pytest.mark.integration
 
 DAYS = "2026-11-01,2026-11-02"
 EPOCHS = 8
+CHAOS_EPOCHS = 14
+"""The killed-worker runs are longer: the kill must land while epochs remain (with 8, a busy
+machine once let the run finish before the kill)."""
 # Enough rows and small batches for epochs of about a second on two cores: slow enough to
 # kill a worker, or stop the job, between checkpoints.
 MACHINES, BATCH = 32, 64
@@ -35,12 +38,12 @@ def small_lake(tmp_path_factory):
     return str(root)
 
 
-def _train_job(hook, name, lake, storage, results, *extra):
+def _train_job(hook, name, lake, storage, results, *extra, epochs=EPOCHS):
     sid = f"{name}-{time.time_ns()}"
     entrypoint = (
         f"python -m ray_jobs.train --use-case predictive_maintenance --lake {lake}"
         f" --dates {DAYS} --storage-path {storage}"
-        f" --name {name} --epochs {EPOCHS} --num-workers 2 --use-gpu false --batch-size {BATCH}"
+        f" --name {name} --epochs {epochs} --num-workers 2 --use-gpu false --batch-size {BATCH}"
         f" --max-failures 2 {' '.join(extra)}"
     )
     from conveyor_provider.operators.ray_job import DEFAULT_EXCLUDES, PROJECT_ROOT
@@ -95,11 +98,11 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, 
     hook = RayJobsHook(address=ray_head.ray_jobs_address)
     storage, results = tmp_path / "runs", tmp_path / "results"
     results.mkdir()
-    reference = _train_job(hook, "uninterrupted", small_lake, storage, results)
+    reference = _train_job(hook, "uninterrupted", small_lake, storage, results, epochs=CHAOS_EPOCHS)
     assert _wait(hook, reference) == "SUCCEEDED", hook.logs(reference)[-3000:]
 
     submitted = time.time() - 1  # create_time has a resolution of 10 ms
-    sid = _train_job(hook, "chaos", small_lake, storage, results)
+    sid = _train_job(hook, "chaos", small_lake, storage, results, epochs=CHAOS_EPOCHS)
     wait_until(lambda: len(_checkpoints(storage, "chaos")) >= 2, "two checkpoints", 300)
     wait_until(lambda: len(_training_workers(submitted)) >= 2, "both training workers", 60)
     victim = _training_workers(submitted)[0].pid
@@ -115,7 +118,7 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, 
     # at most one epoch is redone, and never the run from scratch.
     assert resumed_at >= 1
     chaos, clean = _result(results, sid), _result(results, reference)
-    assert [h["epoch"] for h in chaos["history"]] == list(range(EPOCHS))
+    assert [h["epoch"] for h in chaos["history"]] == list(range(CHAOS_EPOCHS))
     assert chaos["metrics"]["pr_auc"] == pytest.approx(clean["metrics"]["pr_auc"], abs=0.1)
     assert chaos["metrics"]["f1"] == pytest.approx(clean["metrics"]["f1"], abs=0.15)
 

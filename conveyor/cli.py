@@ -49,15 +49,16 @@ USE_CASE_OPTION = typer.Option(
 
 
 def _use_case(name: str | None):
-    """The named use case; without a name, ``CONVEYOR_USE_CASE``'s or the only registered one."""
+    """The named use case; without a name, ``CONVEYOR_USE_CASE``'s, else the first registered
+    one (in-repository folders first, by name)."""
     from pipelines.catalog import discover_use_cases, get_use_case
 
     name = name or get_settings().use_case
     if name:
         return get_use_case(name)
     registered = discover_use_cases()
-    if len(registered) != 1:
-        raise ValueError(f"--use-case is needed: registered use cases are {', '.join(registered)}")
+    if not registered:
+        raise ValueError("no use case is registered (see docs/use-cases.md)")
     return next(iter(registered.values()))
 
 

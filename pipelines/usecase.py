@@ -24,6 +24,15 @@ from dataclasses import dataclass, field, replace
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,47}$")
 
 
+class RequestError(ValueError):
+    """A prediction request the endpoint refuses (``Learner.parse_request``): ``status``
+    (4xx) and a one-line cause."""
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
+
 class UseCaseError(ValueError):
     """A use case's spec is invalid; the message names the use case and the field."""
 
@@ -129,11 +138,20 @@ class UseCase:
     source_config: str | None = None
     """Import path of ``f(params) -> dict`` turning those fields into the ingest's keyword
     arguments."""
+    landing_reader: str | None = None
+    """Import path of ``f(source, landing_root, day, table) -> (tables, files)`` reading the
+    landing zone when its files are not the core's tabular formats (images, archives of them);
+    default ``pipelines.data.sources.files:read_landing``. It must keep the core's rules: stay
+    inside the landing root, never move or delete a file, refuse bad input with one line."""
     learner: str | None = None
     """Import path of the use case's ``pipelines.ml.learner.Learner`` (an instance): its
     features, target, model, holdout rules and request record. Without one the use case
     ingests and validates but has no training or serving."""
     gate: Gate = field(default_factory=Gate)
+    defaults: Mapping[str, object] = field(default_factory=dict)
+    """Trigger-form defaults that differ from the core's (``days``, ``epochs``,
+    ``batch_size``, ``lr``, ``num_workers``): what this use case needs to train a model above
+    its bar with the form as it opens."""
     route_prefix: str | None = None
     """The Serve route; default ``/<name with dashes>``."""
     dag_ids: DagIds = field(default_factory=DagIds)
@@ -144,7 +162,7 @@ class UseCase:
                 f"use case name {self.name!r} is not snake_case (a-z, 0-9, _; 2-48 characters)"
             )
         self.table.check(self.name)
-        for path in (self.generator, self.source_config, self.learner):
+        for path in (self.generator, self.source_config, self.landing_reader, self.learner):
             if path is not None and ":" not in path:
                 raise UseCaseError(
                     f"use case {self.name}: {path!r} is not an import path 'module:function'"

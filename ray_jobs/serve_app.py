@@ -44,6 +44,7 @@ from pydantic import ValidationError
 from ray import serve
 from ray.serve import Application
 
+from pipelines.ml.learner import RequestError
 from pipelines.serving.routing import (
     PREDICTOR_DEPLOYMENT,
     ROUTING_TABLE,
@@ -146,6 +147,7 @@ class RequestBody:
     and validates the body itself so one app serves any use case's records."""
 
     model = None
+    media_types: tuple[str, ...] = ("application/json",)
 
 
 def _openapi() -> dict:
@@ -160,11 +162,18 @@ def _openapi() -> dict:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(body.pop("$defs", {}))
             components["PredictRequest"] = body
+            content = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+            }
+            for media in RequestBody.media_types:  # files: multipart parts or the raw body
+                if media == "multipart/form-data":
+                    files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    content[media] = {"schema": {"type": "object", "properties": {"file": files}}}
+                elif media != "application/json":
+                    content[media] = {"schema": {"type": "string", "format": "binary"}}
             schema["paths"]["/predict"]["post"]["requestBody"] = {
                 "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
-                },
+                "content": content,
             }
         api.openapi_schema = schema
     return api.openapi_schema
@@ -247,6 +256,7 @@ class Router:
         BodyLimit.limit = args.max_body_bytes
         self.learner = learner_of(args.use_case)
         RequestBody.model = request_model_for(self.learner.request_model)
+        RequestBody.media_types = tuple(self.learner.request_media_types)
         api.title = f"Conveyor {args.use_case}"
         self.handles: dict[str, object] = {}
         self.shadow_stats = {"requests": 0, "compared": 0, "disagreements": 0, "errors": 0}
@@ -350,11 +360,7 @@ class Router:
     async def predict(self, request: Request) -> JSONResponse:
         """Predictions for one record or a batch; the answer names the version."""
         self._authorize(request)
-        try:
-            body = RequestBody.model.model_validate_json(await request.body())
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors()) from None
-        records = [r.model_dump() for r in body.records]
+        records = await self._records(request)
         version, served_by, app = self._pick(request.headers.get(VERSION_HEADER))
         answer = await self._predict(app, version, records)
         if served_by == "pinned" and answer["model_version"] != version:
@@ -369,6 +375,23 @@ class Router:
             self._shadow(routing.slots[routing.shadow], routing.shadow, records, answer)
         answer["served_by"] = served_by
         return JSONResponse(answer, headers={VERSION_HEADER: answer["model_version"]})
+
+    async def _records(self, request: Request) -> list[dict]:
+        """The request's records: JSON validated by the learner's record model, or, for a
+        learner that reads its own requests (files, images), what it makes of the body, in a
+        worker thread so decoding never blocks the event loop."""
+        body = await request.body()
+        if self.learner.parses_requests:
+            content_type = request.headers.get("content-type", "")
+            try:
+                return await asyncio.to_thread(self.learner.parse_request, content_type, body)
+            except RequestError as exc:
+                raise HTTPException(status_code=exc.status, detail=str(exc)) from None
+        try:
+            parsed = RequestBody.model.model_validate_json(body)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        return [r.model_dump() for r in parsed.records]
 
     async def _predict(self, app: str, version: str, records: list[dict]) -> dict:
         """In this process when the mirror holds ``version``, else in its slot."""

@@ -9,7 +9,7 @@ requests exactly as the endpoint does without importing Ray Serve.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -90,8 +90,9 @@ class PredictResponse(BaseModel):
     model_name: str
     model_version: str
     served_by: Literal["stable", "canary", "pinned"]
-    predictions: list[dict[str, float | bool]] = Field(
-        description="One per record, in order: the use case's score and decision fields"
+    predictions: list[dict[str, Any]] = Field(
+        description="One per record, in order: the use case's score and decision fields (a "
+        "classifier adds its label and class probabilities)"
     )
 
 

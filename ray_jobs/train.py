@@ -217,12 +217,13 @@ def _train(config: dict):
     else:
         model = model.to(device)
 
-    loss_fn = learner.loss(float(config["pos_weight"])).to(device)
+    loss_fn = learner.loss(config["pos_weight"]).to(device)
+    augmenting = torch.Generator(device="cpu").manual_seed(int(config.get("seed", 0)) * 7919 + rank)
     for epoch in range(start_epoch, int(config["epochs"])):
         model.train()
         total, count, started = 0.0, 0, time.perf_counter()
         for batch_x, batch_y in epoch_batches(epoch):
-            batch_x = batch_x.to(device, non_blocking=True)
+            batch_x = learner.augment(batch_x, augmenting).to(device, non_blocking=True)
             batch_y = batch_y.to(device, non_blocking=True)
             optimizer.zero_grad()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -330,7 +331,7 @@ def main(argv: list[str] | None = None) -> dict:
     files = lake.partition_files(args.lake, days, table.name)
     manifests = {d.isoformat(): lake.read_manifest(args.lake, d, table.name).sha256 for d in days}
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    split = TimeSplit.of(frame, table.time_column)
+    split = TimeSplit.of(frame, table.time_column, learner.split_group)
     train_rows = split.train(frame)
     scaler = Scaler.fit(learner.features(train_rows), learner.feature_names)
     pos_weight = learner.pos_weight(learner.targets(train_rows))
@@ -419,7 +420,9 @@ def main(argv: list[str] | None = None) -> dict:
         learner,
     )
     kept = learner.headline_rows(holdout)
-    learner.figures(score(kept), learner.targets(kept), threshold, model_dir / "evaluation")
+    learner.figures(
+        score(kept), learner.targets(kept), threshold, model_dir / "evaluation", rows=kept
+    )
     (model_dir / "evaluation" / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
     out = TrainingResult(
         use_case=use_case.name,

@@ -43,6 +43,7 @@ from conveyor_dag_factory.training import (
     smoke_test,
     train_register_serve,
     training_params,
+    with_default,
 )
 from conveyor_provider.operators.ray_job import RayJobOperator
 from conveyor_provider.operators.validation import DataValidationOperator
@@ -62,6 +63,16 @@ def build_dags(use_case: UseCase, *, daily_catchup: bool = False) -> dict[str, D
     return {dag.dag_id: dag for dag in dags}
 
 
+DAYS_PARAM = Param(
+    1,
+    type="integer",
+    minimum=1,
+    maximum=60,
+    title="Days",
+    description="How many days, ending at the run's date, to ingest and train on.",
+)
+
+
 def build_run_dag(use_case: UseCase) -> DAG:
     """The one-shot run: raw data to a served model, from the UI form or the REST API."""
     name = use_case.name
@@ -76,14 +87,7 @@ def build_run_dag(use_case: UseCase) -> DAG:
         doc_md=run_doc(use_case),
         user_defined_macros={"settings": settings_macro(use_case)},
         params={
-            "days": Param(
-                1,
-                type="integer",
-                minimum=1,
-                maximum=60,
-                title="Days",
-                description="How many days, ending at the run's date, to ingest and train on.",
-            ),
+            "days": with_default(use_case, "days", DAYS_PARAM),
             "start_date": Param(
                 None,
                 type=["null", "string"],

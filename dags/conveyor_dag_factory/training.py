@@ -53,7 +53,7 @@ def training_params(use_case: UseCase) -> dict[str, Param]:
     metric = gate.metric.upper() if len(gate.metric) <= 3 else gate.metric
     better = "below" if gate.higher_is_better else "above"
     return {
-        **TRAINING_PARAMS,
+        **{key: with_default(use_case, key, param) for key, param in TRAINING_PARAMS.items()},
         gate_param_name(use_case): Param(
             gate.bar,
             type="number",
@@ -69,6 +69,13 @@ def training_params(use_case: UseCase) -> dict[str, Param]:
         ),
         **DEPLOY_PARAMS,
     }
+
+
+def with_default(use_case: UseCase, key: str, param: Param) -> Param:
+    """``param`` with the use case's own default (``UseCase.defaults``) when it has one."""
+    if key not in use_case.defaults:
+        return param
+    return Param(use_case.defaults[key], **param.schema)
 
 
 TRAINING_PARAMS = {

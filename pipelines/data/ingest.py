@@ -69,9 +69,9 @@ def _from_postgres(day, uri, sql_table, spec):
     ]
 
 
-def _from_landing(day, source, landing_root, spec):
-    from pipelines.data.sources.files import read_landing
-
+def _from_landing(day, source, landing_root, spec, read_landing=None):
+    if read_landing is None:
+        from pipelines.data.sources.files import read_landing
     if landing_root is None:
         raise ValueError("ingest: a landing-zone source needs a landing root")
     tables, files = read_landing(source, landing_root, day, spec)
@@ -88,13 +88,15 @@ def ingest_day(
     landing_root: str | Path | None = None,
     sql_table: str | None = None,
     run_id: str | None = None,
+    read_landing=None,
 ) -> IngestResult:
     """Load ``day`` of ``table`` from ``source`` into its lake partition; return the manifest.
 
     ``source`` is ``"generator"`` (``generate``), a ``postgresql://`` URI (``sql_table``, by
     default the lake table's name, is read for the day's window), or a landing path (absolute,
     or relative to ``landing_root``, and inside it). Idempotent: the partition is replaced, so
-    the same day and source give the same partition.
+    the same day and source give the same partition. ``read_landing`` reads the landing zone
+    when the use case has its own reader (``UseCase.landing_reader``).
     """
     from pipelines.data.sources.postgres import is_postgres_uri
 
@@ -103,7 +105,7 @@ def ingest_day(
     elif is_postgres_uri(source):
         tables, sources = _from_postgres(day, source, sql_table or table.name, table)
     else:
-        tables, sources = _from_landing(day, source, landing_root, table)
+        tables, sources = _from_landing(day, source, landing_root, table, read_landing)
     rows, report = conform(tables, table)
     if report.unknown_columns:
         log.warning("ignored unknown column(s) %s", ", ".join(report.unknown_columns))
@@ -142,14 +144,17 @@ def source_fields(use_case: UseCase, given: Mapping | None = None) -> dict:
 
 def source_arguments(use_case: UseCase, fields: Mapping | None = None) -> dict:
     """``ingest_day`` keyword arguments of a use case's source fields: its ``source_config``
-    hook when it has one, else its generator as it is."""
+    hook when it has one, else its generator as it is; and its landing reader, if any."""
     from pipelines.catalog import import_object
 
+    out = {}
     if use_case.source_config:
-        return import_object(use_case.source_config)(source_fields(use_case, fields))
-    if use_case.generator:
-        return {"generate": import_object(use_case.generator)}
-    return {}
+        out = dict(import_object(use_case.source_config)(source_fields(use_case, fields)))
+    elif use_case.generator:
+        out = {"generate": import_object(use_case.generator)}
+    if use_case.landing_reader:
+        out["read_landing"] = import_object(use_case.landing_reader)
+    return out
 
 
 MAX_DAYS = 60

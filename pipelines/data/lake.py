@@ -171,15 +171,26 @@ def data_path(root: str | os.PathLike, day: dt.date, table: str) -> str:
     return f"{partition_dir(root, day, table)}/{read_manifest(root, day, table).data_file}"
 
 
-def read_committed(root: str | os.PathLike, day: dt.date, table: str) -> tuple[pa.Table, Manifest]:
+def read_committed(
+    root: str | os.PathLike, day: dt.date, table: str, *, skip_binary: bool = False
+) -> tuple[pa.Table, Manifest]:
     """The committed partition of ``day`` and the manifest of the very file that was read
-    (its ``sha256`` identifies the rows, e.g. in a validation result)."""
+    (its ``sha256`` identifies the rows, e.g. in a validation result). ``skip_binary`` leaves
+    binary columns (image bytes) unread: metadata checks never pay for the payloads."""
     for attempt in range(3):
         manifest = read_manifest(root, day, table)
         fs, path = _fs(f"{partition_dir(root, day, table)}/{manifest.data_file}")
         try:
             with fs.open(path, "rb") as handle:
-                return pq.read_table(handle), manifest
+                data = pq.ParquetFile(handle)
+                columns = None
+                if skip_binary:
+                    columns = [
+                        f.name
+                        for f in data.schema_arrow
+                        if not (pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type))
+                    ]
+                return data.read(columns=columns), manifest
         except FileNotFoundError:
             if attempt == 2:
                 raise
@@ -191,9 +202,9 @@ def read_table(root: str | os.PathLike, day: dt.date, table: str) -> pa.Table:
     return read_committed(root, day, table)[0]
 
 
-def read_partition(root: str | os.PathLike, day: dt.date, table: str):
+def read_partition(root: str | os.PathLike, day: dt.date, table: str, *, skip_binary=False):
     """The committed partition of ``day`` as a pandas DataFrame."""
-    return read_table(root, day, table).to_pandas()
+    return read_committed(root, day, table, skip_binary=skip_binary)[0].to_pandas()
 
 
 def committed_dates(root: str | os.PathLike, table: str) -> list[dt.date]:

@@ -85,8 +85,11 @@ def load_suite_spec(path: Path) -> dict:
     return spec
 
 
-def freshness_expectation(day: dt.date, now: dt.datetime, severity: str) -> dict:
-    """Timestamps inside the partition's day and never after ``now``."""
+def freshness_expectation(
+    day: dt.date, now: dt.datetime, severity: str, column: str = "timestamp"
+) -> dict:
+    """Timestamps (``column``, the suite's ``freshness.column``) inside the partition's day
+    and never after ``now``."""
     start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
     end = min(start + dt.timedelta(days=1) - dt.timedelta(microseconds=1), now)
     return {
@@ -94,7 +97,7 @@ def freshness_expectation(day: dt.date, now: dt.datetime, severity: str) -> dict
         "type": "expect_column_values_to_be_between",
         "severity": severity,
         "kwargs": {
-            "column": "timestamp",
+            "column": column,
             "min_value": start.isoformat(),
             "max_value": end.isoformat(),
         },
@@ -293,7 +296,12 @@ def validate_frame(
     spec = load_suite_spec(suite_path)
     expectations = [
         *spec["expectations"],
-        freshness_expectation(day, now, spec.get("freshness", {}).get("severity", "critical")),
+        freshness_expectation(
+            day,
+            now,
+            spec.get("freshness", {}).get("severity", "critical"),
+            spec.get("freshness", {}).get("column", "timestamp"),
+        ),
     ]
     notes = []
     if reference is not None and "reference" in spec:
@@ -383,7 +391,7 @@ def reference_profile(lake_root: str, day: dt.date, result_dir: str | Path, spec
     history = history[-spec["reference"]["window"] :]
     if not history:
         return None
-    frames = [lake.read_partition(lake_root, d, table) for d in history]
+    frames = [lake.read_partition(lake_root, d, table, skip_binary=True) for d in history]
     columns = spec["reference"]["drift"]["columns"]
     return build_profile(frames, columns, [d.isoformat() for d in history])
 
@@ -407,7 +415,7 @@ def validate_partition(
 
     spec = load_suite_spec(suite_path)
     reference = reference_profile(lake_root, day, result_dir, spec, table)
-    rows, manifest = lake.read_committed(lake_root, day, table)
+    rows, manifest = lake.read_committed(lake_root, day, table, skip_binary=True)
     report = validate_frame(
         rows.to_pandas(),
         day,

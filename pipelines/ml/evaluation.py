@@ -27,11 +27,18 @@ class TimeSplit:
     time_column: str
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, time_column: str) -> TimeSplit:
+    def of(cls, frame: pd.DataFrame, time_column: str, group: str | None = None) -> TimeSplit:
+        """70/10/20 % of the period; with ``group``, each boundary moves back to the start of
+        a group it would cut, so no group (a production lot) has rows on both sides."""
         timestamps = frame[time_column]
         start, end = timestamps.min(), timestamps.max()
         span = end - start
-        return cls(start + 0.7 * span, start + 0.8 * span, time_column)
+        train_until, holdout_from = start + 0.7 * span, start + 0.8 * span
+        if group is not None:
+            spans = frame.groupby(group, observed=True)[time_column].agg(["min", "max"])
+            train_until = _group_start(spans, train_until)
+            holdout_from = max(_group_start(spans, holdout_from), train_until)
+        return cls(train_until, holdout_from, time_column)
 
     def train(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[frame[self.time_column] < self.train_until]
@@ -48,6 +55,16 @@ class TimeSplit:
             "train_until": self.train_until.isoformat(),
             "holdout_from": self.holdout_from.isoformat(),
         }
+
+
+def _group_start(spans: pd.DataFrame, boundary: pd.Timestamp) -> pd.Timestamp:
+    """``boundary`` moved back until no group (``spans``: min and max time per group) has
+    rows both before and at-or-after it."""
+    while True:
+        cut = spans[(spans["min"] < boundary) & (spans["max"] >= boundary)]
+        if cut.empty:
+            return boundary
+        boundary = cut["min"].min()
 
 
 def calibration_error(probabilities: np.ndarray, target: np.ndarray, bins: int = 10) -> float:
@@ -126,7 +143,8 @@ def _sample(frame: pd.DataFrame, rows: int = BASELINE_ROWS) -> pd.DataFrame:
 def logistic_baseline(
     learner: Learner, train: pd.DataFrame, validation: pd.DataFrame, holdout: pd.DataFrame
 ) -> dict:
-    """A logistic regression on the same features and scaler, for reference."""
+    """A logistic regression on the same features and scaler, for reference (multinomial for
+    a ``Classifier``)."""
     from sklearn.linear_model import LogisticRegression
 
     from pipelines.ml.features import Scaler
@@ -136,11 +154,23 @@ def logistic_baseline(
     model = LogisticRegression(max_iter=500, class_weight="balanced")
     model.fit(scaler.transform(learner.features(train)), learner.targets(train))
 
+    classes = getattr(learner, "classes", ())
+
     def score(frame: pd.DataFrame) -> np.ndarray:
-        return model.predict_proba(scaler.transform(learner.features(frame)))[:, 1]
+        features = scaler.transform(learner.features(frame))
+        if classes:  # a Classifier: one probability per class
+            return _class_probabilities(model, features, len(classes))
+        return model.predict_proba(features)[:, 1]
 
     threshold = learner.choose_threshold(score(validation), learner.targets(validation))
     return holdout_report(score, holdout, threshold, learner)
+
+
+def _class_probabilities(model, features: np.ndarray, n_classes: int) -> np.ndarray:
+    """``predict_proba`` with a column per class, also for classes the sample lacked."""
+    out = np.zeros((len(features), n_classes))
+    out[:, model.classes_.astype(int)] = model.predict_proba(features)
+    return out
 
 
 def linear_baseline(learner: Learner, train: pd.DataFrame, holdout: pd.DataFrame) -> dict:
@@ -212,3 +242,86 @@ def binary_figures(
     fig.savefig(out / "confusion_matrix.png", dpi=100)
     plt.close(fig)
     return [out / "pr_curve.png", out / "confusion_matrix.png"]
+
+
+def false_alarm_threshold(normal_scores: np.ndarray, max_false_alarm: float) -> float:
+    """The lowest alarm threshold at which at most ``max_false_alarm`` of the normal rows'
+    ``normal_scores`` reach it (an alarm is ``score >= threshold``)."""
+    ordered = np.sort(np.asarray(normal_scores, dtype=np.float64))[::-1]
+    if not len(ordered):
+        return 0.5
+    allowed = int(np.floor(max_false_alarm * len(ordered)))  # normal rows that may alarm
+    if allowed >= len(ordered):
+        return 0.0
+    # Above the (allowed+1)-th highest normal score: exactly ``allowed`` rows (ties aside) alarm.
+    return float(min(np.nextafter(ordered[allowed], np.inf), 1.0))
+
+
+def multiclass_metrics(learner, scores: np.ndarray, target: np.ndarray, threshold: float) -> dict:
+    """A ``Classifier``'s holdout metrics: macro-F1, accuracy and per-class precision/recall of
+    its labels, the alarm's recall and false-alarm rate at ``threshold``, the alarm's AUROC,
+    and the confusion matrix (rows: actual, columns: predicted, in ``learner.classes`` order)."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
+
+    scores = np.asarray(scores, dtype=np.float64)
+    target = np.asarray(target).astype(np.int64)
+    classes = list(learner.classes)
+    labels = list(range(len(classes)))
+    predicted = learner.predicted_labels(scores, threshold) if len(target) else target
+    precision, recall, f1, support = precision_recall_fscore_support(
+        target, predicted, labels=labels, zero_division=0
+    )
+    present = support > 0
+    alarm = learner.alarm_scores(scores) if len(target) else np.zeros(0)
+    abnormal = target != learner.normal_index
+    raised = alarm >= threshold
+    name = learner.alarm_name
+    return {
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "accuracy": float((predicted == target).mean()) if len(target) else 0.0,
+        f"{name}_recall": float(raised[abnormal].mean()) if abnormal.any() else 0.0,
+        "false_alarm_rate": float(raised[~abnormal].mean()) if (~abnormal).any() else 0.0,
+        f"{name}_auroc": (
+            float(roc_auc_score(abnormal, alarm)) if 0 < abnormal.sum() < len(target) else 0.0
+        ),
+        "threshold": float(threshold),
+        "rows": int(len(target)),
+        f"{name}s": int(abnormal.sum()),
+        "per_class": {
+            c: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, c in enumerate(classes)
+        },
+        "confusion": confusion_matrix(target, predicted, labels=labels).tolist(),
+    }
+
+
+def multiclass_figures(learner, scores, target, threshold: float, out_dir) -> list:
+    """The confusion matrix of a ``Classifier``'s labels as a PNG in ``out_dir``; its path."""
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    matrix = np.asarray(multiclass_metrics(learner, scores, target, threshold)["confusion"])
+    ticks = range(len(learner.classes))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center")
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="actual")
+    ax.set_xticklabels(learner.classes, rotation=45)
+    ax.set_yticklabels(learner.classes)
+    ax.set_title("Holdout confusion matrix")
+    fig.tight_layout()
+    fig.savefig(out / "confusion_matrix.png", dpi=100)
+    plt.close(fig)
+    return [out / "confusion_matrix.png"]

@@ -27,6 +27,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pipelines.usecase import RequestError  # noqa: F401  part of the learner's contract
+
 
 class Learner:
     """A binary classifier on tabular features (the default task). Subclass it per use case."""
@@ -118,8 +120,11 @@ class Learner:
 
         return logistic_baseline(self, train, validation, holdout)
 
-    def figures(self, scores: np.ndarray, targets: np.ndarray, threshold: float, out_dir):
-        """Holdout figures (PNG files in ``out_dir``): a PR curve and a confusion matrix."""
+    def figures(
+        self, scores: np.ndarray, targets: np.ndarray, threshold: float, out_dir, rows=None
+    ):
+        """Holdout figures (PNG files in ``out_dir``): a PR curve and a confusion matrix.
+        ``rows`` are the holdout rows scored (a DataFrame), for figures that show them."""
         from pipelines.ml.evaluation import binary_figures
 
         return binary_figures(scores, targets, threshold, out_dir)
@@ -138,7 +143,31 @@ class Learner:
         their ``probabilities``; shown in the report and kept with the model."""
         return {}
 
+    # How it is trained -----------------------------------------------------------------
+    split_group: ClassVar[str | None] = None
+    """A column whose groups (a production lot, a patient) must not straddle the time split:
+    near-identical rows of one group on both sides would leak the holdout into training."""
+
+    def augment(self, features, generator):
+        """A training batch (a float tensor, scaled features) as the network should see it this
+        step: random flips, rotations, jitter for images. Default: unchanged. Never applied to
+        validation, holdout or requests."""
+        return features
+
     # How it is served ------------------------------------------------------------------
+    parses_requests: ClassVar[bool] = False
+    """True when the endpoint's body is this learner's to read (``parse_request``): files,
+    images, audio. False: JSON records validated by ``request_model``."""
+
+    def parse_request(self, content_type: str, body: bytes) -> list[dict]:
+        """The records of a request body (when ``parses_requests``); bad input raises
+        ``RequestError`` with its HTTP status and a one-line cause. Runs in a worker thread,
+        off the endpoint's event loop."""
+        raise NotImplementedError(f"{type(self).__name__}.parse_request")
+
+    request_media_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    """The content types the endpoint documents in its OpenAPI document."""
+
     def prediction(self, score: float, threshold: float) -> dict:
         """One record's answer: its score and the decision at the model's threshold."""
         return {self.score_field: score, self.decision_field: score >= threshold}
@@ -197,7 +226,7 @@ class Regressor(Learner):
 
         return linear_baseline(self, train, holdout)
 
-    def figures(self, scores, targets, threshold, out_dir):
+    def figures(self, scores, targets, threshold, out_dir, rows=None):
         from pipelines.ml.evaluation import regression_figures
 
         return regression_figures(scores, targets, out_dir)
@@ -207,6 +236,153 @@ class Regressor(Learner):
 
     def prediction(self, score: float, threshold: float) -> dict:
         return {self.score_field: score}
+
+
+class Classifier(Learner):
+    """One of several classes per record, one of them the normal one (``normal_class``): a
+    part is ``ok`` or has a scratch, a crack, a stain. The core's third task.
+
+    Scores are class probabilities (one row per record). The decision is an alarm, raised when
+    the probability of not being normal reaches the model's threshold, which is chosen on the
+    validation rows so that at most ``max_false_alarm`` of the normal ones raise it: a missed
+    fault costs more than a false alarm, so recall is judged at a fixed false-alarm rate. An
+    alarm's label is the likeliest non-normal class. Metrics: macro-F1 and per-class precision
+    and recall of those labels, ``<alarm_name>_recall`` and the false-alarm rate at the
+    threshold, and the alarm's AUROC."""
+
+    classes: ClassVar[tuple[str, ...]] = ()
+    """The labels, in the order of the network's outputs."""
+    normal_class: ClassVar[str] = ""
+    """The label that raises no alarm (``ok``)."""
+    alarm_name: ClassVar[str] = "alarm"
+    """What an alarm is called in metrics and answers: ``fault`` gives ``fault_recall``."""
+    max_false_alarm: ClassVar[float] = 0.05
+    """The share of normal validation rows allowed to raise the alarm."""
+    score_field: ClassVar[str] = "alarm_probability"
+    decision_field: ClassVar[str] = "alarm"
+
+    @property
+    def normal_index(self) -> int:
+        return self.classes.index(self.normal_class)
+
+    def targets(self, frame) -> np.ndarray:
+        """Class indices (float32, as every learner's targets); an unknown label is an error
+        naming it."""
+        index = {label: i for i, label in enumerate(self.classes)}
+        labels = frame[self.target].astype(object).to_numpy()
+        unknown = sorted({str(v) for v in labels if v not in index})
+        if unknown:
+            raise ValueError(
+                f"{self.target}: label(s) {', '.join(unknown)} not in {', '.join(self.classes)}"
+            )
+        return np.fromiter((index[v] for v in labels), dtype=np.float32, count=len(labels))
+
+    def build_model(self, n_features: int, hidden: int | None = None):
+        from torch import nn
+
+        width = int(hidden or self.hidden)
+        return nn.Sequential(
+            nn.Linear(n_features, width), nn.ReLU(), nn.Linear(width, len(self.classes))
+        )
+
+    def pos_weight(self, targets: np.ndarray) -> list[float]:
+        """Per-class loss weights: the square root of inverse frequency, capped."""
+        counts = np.bincount(targets.astype(np.int64), minlength=len(self.classes))
+        total = max(int(counts.sum()), 1)
+        return [
+            min(float(np.sqrt(total / (len(self.classes) * c))), self.max_pos_weight) if c else 1.0
+            for c in counts
+        ]
+
+    def loss(self, pos_weight):
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+        class WeightedCrossEntropy(nn.Module):
+            def __init__(self, weight):
+                super().__init__()
+                self.register_buffer("weight", torch.tensor(weight, dtype=torch.float32))
+
+            def forward(self, logits, target):
+                return F.cross_entropy(logits, target.long(), weight=self.weight)
+
+        return WeightedCrossEntropy(list(pos_weight))
+
+    def scores(self, logits):
+        import torch
+
+        return torch.softmax(logits, dim=-1)
+
+    def alarm_scores(self, scores: np.ndarray) -> np.ndarray:
+        """The probability of not being normal, per record."""
+        return 1.0 - np.asarray(scores, dtype=np.float64)[:, self.normal_index]
+
+    def predicted_labels(self, scores: np.ndarray, threshold: float) -> np.ndarray:
+        """Class indices: the likeliest non-normal class where the alarm is raised, else the
+        normal class."""
+        scores = np.asarray(scores, dtype=np.float64)
+        others = scores.copy()
+        others[:, self.normal_index] = -1.0
+        alarm = self.alarm_scores(scores) >= threshold
+        return np.where(alarm, others.argmax(axis=1), self.normal_index)
+
+    def choose_threshold(self, scores, targets) -> float:
+        """The most recall allowed by ``max_false_alarm`` on the validation rows, at the
+        threshold halfway between the lowest that allows it and the lowest-scored abnormal
+        row it catches: the same recall, with no more false alarms than it costs."""
+        from pipelines.ml.evaluation import false_alarm_threshold
+
+        alarm = self.alarm_scores(scores)
+        normal = np.asarray(targets) == self.normal_index
+        low = false_alarm_threshold(alarm[normal], self.max_false_alarm)
+        caught = alarm[~normal][alarm[~normal] >= low]
+        return float((low + caught.min()) / 2) if len(caught) else low
+
+    def evaluate(self, scores, targets, threshold) -> dict:
+        from pipelines.ml.evaluation import multiclass_metrics
+
+        return multiclass_metrics(self, scores, targets, threshold)
+
+    def baseline(self, train, validation, holdout) -> dict:
+        """A multinomial logistic regression on the same features, fitted on a bounded
+        sample."""
+        from pipelines.ml.evaluation import logistic_baseline
+
+        return logistic_baseline(self, train, validation, holdout)
+
+    def figures(self, scores, targets, threshold, out_dir, rows=None):
+        from pipelines.ml.evaluation import multiclass_figures
+
+        return multiclass_figures(self, scores, targets, threshold, out_dir)
+
+    def valid_scores(self, scores) -> bool:
+        rows = np.asarray(scores, dtype=np.float64)
+        return (
+            rows.ndim == 2
+            and rows.shape[1] == len(self.classes)
+            and bool(np.all(np.isfinite(rows)))
+            and bool(np.all((rows >= 0.0) & (rows <= 1.0)))
+        )
+
+    def prediction(self, score, threshold: float) -> dict:
+        """The label, the alarm's probability and decision, and every class's probability."""
+        row = np.asarray([score], dtype=np.float64)
+        alarm = float(self.alarm_scores(row)[0])
+        label = self.classes[int(self.predicted_labels(row, threshold)[0])]
+        return {
+            "label": label,
+            self.score_field: alarm,
+            self.decision_field: alarm >= threshold,
+            "probabilities": {c: float(p) for c, p in zip(self.classes, score, strict=True)},
+        }
+
+    def check(self, owner: str) -> None:
+        super().check(owner)
+        if self.normal_class not in self.classes:
+            raise ValueError(
+                f"use case {owner}: normal_class {self.normal_class!r} is not one of its classes"
+            )
 
 
 def record_model(

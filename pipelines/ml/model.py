@@ -61,7 +61,8 @@ def _check_signature(
             f"{list(learner.feature_names)}"
         )
     first = next((v for k, v in state.items() if k.endswith("weight")), None)
-    if first is not None and first.shape[-1] != len(inputs):
+    # A dense first layer takes every feature; a convolution's weights do not say how many.
+    if first is not None and first.dim() == 2 and first.shape[-1] != len(inputs):
         raise ModelSignatureError(
             f"model {root}: its weights take {first.shape[-1]} inputs, its signature {len(inputs)}"
         )

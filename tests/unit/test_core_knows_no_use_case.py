@@ -19,9 +19,14 @@ def _core_files() -> list[Path]:
     return [p for p in files if use_cases not in p.parents]
 
 
+GENERIC = {"line", "label", "image", "width", "height", "channels", "sha256", "lot"}
+"""Column names that are plain words the core uses in its own sense (a line of a file, an
+image's bytes, a content hash), not a use case's vocabulary."""
+
+
 def _names(use_case) -> set[str]:
     table = use_case.table
-    names = {table.name, *table.schema, *table.labels} - {table.time_column}
+    names = {table.name, *table.schema, *table.labels} - {table.time_column} - GENERIC
     if use_case.learner:
         learner = learner_of(use_case)
         names |= {*learner.feature_names, learner.score_field}

@@ -254,6 +254,10 @@ def test_a_use_case_from_outside_the_tree_gets_its_own_dags_with_no_edit_here():
         "telemetry_daily",
         "model_training",
         "serving_rollout",
+        "visual_quality_control",
+        "visual_quality_control_daily",
+        "visual_quality_control_training",
+        "visual_quality_control_rollout",
     } == set(seen["ids"])
     assert seen["asset"] == ["conveyor://lake/meter_readings/validated"]
     assert seen["tags"] == ["conveyor", "forecasting"]

@@ -127,6 +127,14 @@ def write_run_report(
         for key in _metric_keys(metrics):
             md.append(f"| {key} | {metrics[key]:.4f} | {_fmt(baseline.get(key))} |")
         md += ["", f"Epochs: {len((train or {}).get('history', []))}; run {train.get('run_name')}"]
+        per_class = metrics.get("per_class") or {}
+        if per_class:
+            md += ["", "| class | precision | recall | F1 | images |", "|---|---|---|---|---|"]
+            for label, m in per_class.items():
+                md.append(
+                    f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f}"
+                    f" | {m['support']} |"
+                )
     else:
         md.append("Training did not run.")
     md += ["", "## Registry and serving", ""]
@@ -138,7 +146,8 @@ def write_run_report(
         md.append(f"- endpoint: {endpoint}/predict")
     text_md = "\n".join(md) + "\n"
     _atomic_write(out / "report.md", text_md)
-    _atomic_write(out / "index.html", _html(dag_id, run_id, text_md, curve))
+    figures = _evaluation_figures((train or {}).get("model_dir"))
+    _atomic_write(out / "index.html", _html(dag_id, run_id, text_md, curve, figures))
     log.info("report written path=%s", out / "index.html")
     return out / "index.html"
 
@@ -155,12 +164,27 @@ def _fmt(value) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else "—"
 
 
-def _html(dag_id: str, run_id: str, markdown: str, curve: str | None) -> str:
-    """The Markdown as a simple page (pre-formatted, escaped) plus the embedded curve."""
+def _evaluation_figures(model_dir: str | None) -> dict[str, str]:
+    """The learner's holdout figures (``Learner.figures``: PR curve, confusion matrix,
+    misclassified images...), base64 PNG by name; none when the model is not reachable."""
+    folder = Path(model_dir) / "evaluation" if model_dir else None
+    if folder is None or not folder.is_dir():
+        return {}
+    return {p.stem: base64.b64encode(p.read_bytes()).decode() for p in sorted(folder.glob("*.png"))}
+
+
+def _html(
+    dag_id: str, run_id: str, markdown: str, curve: str | None, figures: dict | None = None
+) -> str:
+    """The Markdown as a simple page (pre-formatted, escaped) plus the embedded curve and the
+    learner's holdout figures."""
     image = ""
     if curve:
         source = f"data:image/png;base64,{curve}"
         image = f'<h2>Training loss</h2><img alt="training loss per epoch" src="{source}">'
+    for name, data in (figures or {}).items():
+        title = html.escape(name.replace("_", " "))
+        image += f'<h2>{title}</h2><img alt="{title}" src="data:image/png;base64,{data}">'
     title = html.escape(f"{dag_id} · {run_id}")
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"

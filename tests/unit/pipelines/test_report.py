@@ -63,3 +63,22 @@ def test_a_failed_run_still_gets_a_page(tmp_path):
     assert "validate: **failed**" in markdown
     assert "not committed" in markdown and "Training did not run." in markdown
     assert "data:image/png" not in page.read_text()
+
+
+def test_a_classifier_s_report_shows_its_classes_and_its_figures(tmp_path):
+    """Per-class metrics in the page, and the learner's holdout figures (a confusion matrix,
+    misclassified images) embedded from the model's evaluation folder."""
+    evaluation = tmp_path / "model" / "evaluation"
+    evaluation.mkdir(parents=True)
+    (evaluation / "misclassified.png").write_bytes(b"\x89PNG fake")
+    per_class = {"ok": {"precision": 0.99, "recall": 0.95, "f1": 0.97, "support": 300}}
+    train = {
+        "run_name": "run-1",
+        "history": [{"epoch": 0, "train_loss": 0.9}],
+        "metrics": {"macro_f1": 0.93, "per_class": per_class},
+        "baseline": {},
+        "model_dir": str(tmp_path / "model"),
+    }
+    page = _report(tmp_path, train=train, dates=[])
+    assert "| ok | 0.990 | 0.950 | 0.970 | 300 |" in (page.parent / "report.md").read_text()
+    assert '<h2>misclassified</h2><img alt="misclassified"' in page.read_text()

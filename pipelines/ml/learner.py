@@ -2,8 +2,9 @@
 trained, judged and served, as one object the core calls at every ML stage (the training
 driver, the evaluation and promotion gate, the Serve predictor and router, smoke tests).
 
-``Learner`` is the core's default task, a binary classifier on tabular features, and
-``Regressor`` the other one it ships (a number per record, judged by MAE); a use case
+``Learner`` is the core's default task, a binary classifier on tabular features;
+``Regressor`` (a number per record, judged by MAE) and ``Classifier`` (one of several classes,
+one of them normal, judged by recall at a fixed false-alarm rate) are the others; a use case
 subclasses one and writes only what differs. What it must write: ``inputs`` (the request's
 fields), ``feature_names`` and ``features`` (inputs -> a float32 matrix, one definition for
 training and serving, so the two cannot drift apart), ``target`` (the label column),

@@ -25,8 +25,10 @@ system-deps: ## OS packages the tests use: Chromium for the browser test (apt-ge
 	else SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; fi
 
-demo: $(STAMP) ## Start the local stack, run the pipeline through Airflow's REST API, predict
-	$(BIN)/conveyor demo
+USE_CASE ?= predictive_maintenance
+
+demo: $(STAMP) ## Start the local stack, run a pipeline through Airflow's REST API, predict (USE_CASE=...)
+	$(BIN)/conveyor demo --use-case $(USE_CASE)
 
 up: $(STAMP) ## Start the local stack (Ray head, MLflow, Airflow) without triggering a run
 	$(BIN)/conveyor up
@@ -52,9 +54,10 @@ test-unit: $(STAMP) ## Unit tests only (no services)
 test: lint ## The whole suite: lint, unit, integration and e2e (real Ray, Airflow, MLflow, Serve)
 	$(BIN)/python -m pytest
 
-# The CPU benchmarks, in the order of bench/README.md (about 20 minutes on two cores). Not part
+# The CPU benchmarks, in the order of bench/README.md (about 30 minutes on two cores). Not part
 # of `make test`: they print ratios, and a shared machine's noise is no reason to fail a build.
-BENCHES ?= ingest_vs_pyarrow validation_vs_pandas train_ray_vs_torchrun ray_data_feed_rate serve_latency
+BENCHES ?= ingest_vs_pyarrow validation_vs_pandas train_ray_vs_torchrun ray_data_feed_rate serve_latency \
+	train_images serve_images
 
 bench: $(STAMP) ## Run the benchmarks (side-by-side ratios); one: `make bench BENCHES=serve_latency`
 	@for name in $(BENCHES); do echo "== bench.$$name"; $(BIN)/python -m bench.$$name || exit 1; done

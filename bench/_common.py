@@ -11,6 +11,20 @@ from collections.abc import Callable
 DAY = dt.date(2026, 11, 2)
 
 
+def _driver_joins_token_clusters() -> None:
+    """The benchmarks' Ray heads run with token authentication (``conveyor.stack``), and a
+    driver (``ray.init``) joins one only in the same mode, which Ray's core reads from the
+    environment when ``ray`` is first imported: set before any benchmark imports it."""
+    import os
+
+    from conveyor.stack import ray_auth_env
+
+    os.environ.update(ray_auth_env(dict(os.environ)))
+
+
+_driver_joins_token_clusters()
+
+
 def rows_frame(rows: int):
     """About ``rows`` rows of generated telemetry for DAY (whole machine-days)."""
     from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig, generate_day
@@ -55,29 +69,52 @@ def local_ray(work):
         stop(head)
 
 
-def training_config(root: str, days: list, epochs: int, **overrides) -> dict:
-    """The train loop's config for ``days`` of the lake at ``root`` (time split, fitted scaler)."""
+def ingest(name: str, days: list, root: str, **fields) -> None:
+    """``days`` of use case ``name``'s generated data into the lake at ``root``; ``fields`` are
+    its source fields (``UseCase.source_params``, e.g. ``images`` for visual quality control)."""
+    from pipelines.catalog import get_use_case
+    from pipelines.data.ingest import ingest_days, source_arguments
+
+    use_case = get_use_case(name)
+    arguments = source_arguments(use_case, fields)
+    ingest_days(days, root, table=use_case.table, **arguments)
+
+
+def training_config(
+    root: str, days: list, epochs: int, use_case: str = "predictive_maintenance", **overrides
+) -> dict:
+    """The train loop's config for ``days`` of ``use_case`` in the lake at ``root``, as
+    ``ray_jobs.train.main`` builds it (its time split, a fitted scaler, the learner's class
+    weights); predictive maintenance keeps the figures its benchmarks were first run with."""
     import pandas as pd
 
+    from pipelines.catalog import get_use_case, learner_of
     from pipelines.data import lake
     from pipelines.ml.evaluation import TimeSplit
     from pipelines.ml.features import Scaler
-    from pipelines.usecases.predictive_maintenance.learner import LEARNER
 
+    spec = get_use_case(use_case)
+    learner, table = learner_of(spec), spec.table
     frame = pd.concat(
-        [lake.read_partition(root, d, table="telemetry") for d in days], ignore_index=True
+        [lake.read_partition(root, d, table=table.name) for d in days], ignore_index=True
     )
-    split = TimeSplit.of(frame, "timestamp")
+    split = TimeSplit.of(frame, table.time_column, learner.split_group)
+    train = split.train(frame)
+    defaults = {"batch_size": 512, "hidden": 64, "pos_weight": 10.0}
+    if use_case != "predictive_maintenance":
+        defaults = {
+            "batch_size": spec.defaults.get("batch_size", 512),
+            "hidden": learner.hidden,
+            "pos_weight": learner.pos_weight(learner.targets(train)),
+        }
     return {
-        "use_case": "predictive_maintenance",
-        "files": lake.partition_files(root, days, table="telemetry"),
+        "use_case": use_case,
+        "files": lake.partition_files(root, days, table=table.name),
         "train_until": split.train_until.isoformat(),
-        "scaler": Scaler.fit(LEARNER.features(split.train(frame)), LEARNER.feature_names).as_dict(),
+        "scaler": Scaler.fit(learner.features(train), learner.feature_names).as_dict(),
         "epochs": epochs,
-        "batch_size": 512,
         "lr": 3e-3,
-        "hidden": 64,
         "seed": 0,
-        "pos_weight": 10.0,
+        **defaults,
         **overrides,
     }

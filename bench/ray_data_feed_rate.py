@@ -30,12 +30,12 @@ from pipelines.usecases.predictive_maintenance.learner import LEARNER
 BATCH = 512
 
 
-def feed_rate(dataset) -> float:
+def feed_rate(dataset, batch_size: int = BATCH) -> float:
     """Rows/s of the training loop's own iteration (``ray_jobs.train.iterate_batches``)."""
     from ray_jobs.train import iterate_batches
 
     rows, started = 0, time.perf_counter()
-    for _, target in iterate_batches(dataset, BATCH, seed=0, device=torch.device("cpu")):
+    for _, target in iterate_batches(dataset, batch_size, seed=0, device=torch.device("cpu")):
         rows += len(target)
     return rows / (time.perf_counter() - started)
 
@@ -44,10 +44,16 @@ def consume_rate(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     model = LEARNER.build_model(len(LEARNER.feature_names), hidden=64)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor(10.0))
+    return step_rate(model, loss_fn, optimizer, batches)
+
+
+def step_rate(model, loss_fn, optimizer, batches, transform=None) -> float:
+    """Rows/s of training steps (``transform``, then forward, backward, optimizer step) on
+    batches already in memory."""
     rows, started = 0, time.perf_counter()
     for x, y in batches:
         optimizer.zero_grad()
-        loss = loss_fn(model(x).squeeze(-1), y)
+        loss = loss_fn(model(transform(x) if transform else x).squeeze(-1), y)
         loss.backward()
         optimizer.step()
         rows += len(y)
@@ -81,13 +87,18 @@ def main() -> None:
             streaming.append(feed_rate(dataset))
             feeds.append(feed_rate(cached))
             consumes.append(consume_rate(batches))
-        consume = statistics.median(consumes)
         print(f"rows={sum(len(y) for _, y in batches)} batch={BATCH}")
-        print(f"consume (training step) {consume:,.0f} rows/s")
-        for name, rates in (("materialized", feeds), ("streaming", streaming)):
-            feed = statistics.median(rates)
-            print(f"feed {name:12s} {feed:,.0f} rows/s  ratio {feed / consume:.2f}")
-        print("target: feed / consume >= 1.5")
+        print_feed_ratios(consumes, {"materialized": feeds, "streaming": streaming}, "rows")
+
+
+def print_feed_ratios(consumes: list[float], feeds: dict[str, list[float]], unit: str) -> None:
+    """The step's consumption and each feed's rate (medians), and feed / consume."""
+    consume = statistics.median(consumes)
+    print(f"consume (training step)  {consume:11,.0f} {unit}/s")
+    for name, rates in feeds.items():
+        feed = statistics.median(rates)
+        print(f"feed {name:19s} {feed:11,.0f} {unit}/s  ratio {feed / consume:.2f}")
+    print("target: feed / consume >= 1.5")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ repository root.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import statistics
@@ -39,19 +40,41 @@ from conveyor.processes import free_port
 from pipelines.usecases.predictive_maintenance.learner import LEARNER, SAMPLE_RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
-ONE = {"records": SAMPLE_RECORDS[:1]}
+
+
+@dataclass(frozen=True)
+class Body:
+    """One request's body: JSON, or raw bytes of a content type (an image file)."""
+
+    json: dict | None = None
+    data: bytes = b""
+    content_type: str = "application/json"
+
+    def for_httpx(self) -> dict:
+        if self.json is not None:
+            return {"json": self.json}
+        return {"content": self.data, "headers": {"content-type": self.content_type}}
+
+    def for_aiohttp(self) -> dict:
+        if self.json is not None:
+            return {"json": self.json}
+        return {"data": self.data, "headers": {"content-type": self.content_type}}
+
+
+ONE = Body(json={"records": SAMPLE_RECORDS[:1]})
 
 
 def _percentiles(latencies: list[float]) -> tuple[float, float]:
     return float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99))
 
 
-def sequential(url: str, n: int) -> list[float]:
+def sequential(url: str, n: int, body: Body = ONE) -> list[float]:
     out = []
+    request = body.for_httpx()
     with httpx.Client(timeout=30) as client:
         for _ in range(n):
             started = time.perf_counter()
-            response = client.post(url, json=ONE)
+            response = client.post(url, **request)
             out.append(time.perf_counter() - started)
             assert response.status_code == 200, response.text
     return out
@@ -67,13 +90,16 @@ def _get_latencies(url: str, n: int) -> list[float]:
     return out
 
 
-async def _saturate(url: str, clients: int, seconds: float) -> tuple[float, list[float]]:
+async def _saturate(
+    url: str, clients: int, seconds: float, body: Body
+) -> tuple[float, list[float]]:
     """``clients`` keep-alive connections, each sending its next request when the last one
-    answered. aiohttp, not httpx: at 64 connections httpx's client used most of a core of
-    this two-core machine, and the bare FastAPI app measured 2x slower than at 16."""
+    answered. aiohttp, not httpx: at 64 connections httpx's own CPU use, on a small machine,
+    slowed the servers it measured (docs/perf-log.md)."""
     import aiohttp
 
     latencies: list[float] = []
+    request = body.for_aiohttp()
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -81,7 +107,7 @@ async def _saturate(url: str, clients: int, seconds: float) -> tuple[float, list
         async def worker():
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
-                async with session.post(url, json=ONE) as response:
+                async with session.post(url, **request) as response:
                     body = await response.read()
                 latencies.append(time.perf_counter() - started)
                 assert response.status == 200, body[:200]
@@ -92,8 +118,8 @@ async def _saturate(url: str, clients: int, seconds: float) -> tuple[float, list
     return len(latencies) / elapsed, latencies
 
 
-def saturate(url: str, clients: int, seconds: float) -> tuple[float, list[float]]:
-    return asyncio.run(_saturate(url, clients, seconds))
+def saturate(url: str, clients: int, seconds: float, body: Body = ONE) -> tuple[float, list[float]]:
+    return asyncio.run(_saturate(url, clients, seconds, body))
 
 
 def _rollout_ratio(target, versions: list[str]) -> tuple[float, int, float, float]:
@@ -188,8 +214,10 @@ def _scoring_gains(model_dir: Path, rounds: int = 200) -> tuple[float, float]:
     return one / batch, frame / one
 
 
-def _baseline(model_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "BENCH_MODEL_DIR": str(model_dir)}
+def _baseline(
+    model_dir: Path, port: int, use_case: str = "predictive_maintenance"
+) -> subprocess.Popen:
+    env = {**os.environ, "BENCH_MODEL_DIR": str(model_dir), "BENCH_USE_CASE": use_case}
     argv = [sys.executable, "-m", "uvicorn", "bench.fastapi_baseline:app", "--port", str(port)]
     proc = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
@@ -285,13 +313,24 @@ def batching(sides: dict[str, tuple[str, str]], model_dir: Path) -> None:
     bottleneck: the throughput ratio is its CPU per request unbatched over batched, times
     how busy it is on each side."""
     print("== batching at saturation, 64 concurrent clients (5 rounds x 10 s, alternating)")
+    batched_vs_unbatched(sides, ONE, clients=64, rounds=5)
+    batching_gain, records_gain = _scoring_gains(model_dir)
+    print(f"scoring alone, 32 records in one call vs 32 calls: {batching_gain:.1f}x")
+    print(f"scoring one record, from a DataFrame vs from record_columns: {records_gain:.1f}x")
+
+
+def batched_vs_unbatched(
+    sides: dict[str, tuple[str, str]], body: Body, clients: int, rounds: int
+) -> dict[str, _Saturated]:
+    """The ``batched`` and ``unbatched`` sides at saturation, alternating rounds of 10 s:
+    throughput, p99 and the router's CPU, printed with their ratios."""
     routers = {name: _router_process(app) for name, (_, app) in sides.items()}
     client = psutil.Process()
     result = {name: _Saturated() for name in sides}
-    for _ in range(5):
+    for _ in range(rounds):
         for name, (endpoint, _) in sides.items():
             before = _cpu_clock(routers[name], client)
-            rps, latencies = saturate(f"{endpoint}/predict", 64, 10)
+            rps, latencies = saturate(f"{endpoint}/predict", clients, 10, body)
             router_s, client_s, elapsed = _cpu_clock(routers[name], client) - before
             side = result[name]
             side.throughputs.append(rps)
@@ -313,9 +352,7 @@ def batching(sides: dict[str, tuple[str, str]], model_dir: Path) -> None:
           f"{unbatched.cpu_per_request / batched.cpu_per_request:.2f}"
           f"  x router busy, batched / unbatched: {batched.busy / unbatched.busy:.2f}")  # fmt: skip
     print(f"batched / unbatched p99: {batched.p99 / unbatched.p99:.2f} (target <= 1.5)")
-    batching_gain, records_gain = _scoring_gains(model_dir)
-    print(f"scoring alone, 32 records in one call vs 32 calls: {batching_gain:.1f}x")
-    print(f"scoring one record, from a DataFrame vs from record_columns: {records_gain:.1f}x")
+    return result
 
 
 def rollouts(targets: dict, cycle: list[str]) -> None:
@@ -341,38 +378,64 @@ def rollouts(targets: dict, cycle: list[str]) -> None:
 SECTIONS = ("latency", "throughput", "batching", "rollouts")
 
 
+SERVE_PORTS = (
+    "RAY_GCS",
+    "RAY_DASHBOARD",
+    "RAY_CLIENT",
+    "RAY_DASHBOARD_AGENT",
+    "SERVE_HTTP",
+    "SERVE_HAPROXY_STATS",
+    "SERVE_HAPROXY_METRICS",
+    "SERVE_FALLBACK_PROXY_HTTP",
+    "SERVE_FALLBACK_PROXY_GRPC",
+    "MLFLOW",
+)
+
+
+@contextlib.contextmanager
+def serving_stack(prefix: str):
+    """A Ray head (4 logical CPUs) and MLflow of our own on free ports, under a fresh
+    ``CONVEYOR_HOME``: yields (settings, work directory); stops both by PID afterwards."""
+    from conveyor.processes import stop
+    from conveyor.stack import start_mlflow, start_ray
+    from pipelines.settings import ConveyorSettings
+
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    os.environ.update({f"CONVEYOR_{p}_PORT": str(free_port()) for p in SERVE_PORTS})
+    os.environ.update(CONVEYOR_HOME=str(work), CONVEYOR_RAY_NUM_CPUS="4")
+    settings = ConveyorSettings()
+    services = [start_ray(settings)]
+    try:
+        services.append(start_mlflow(settings))
+        yield settings, work
+    finally:
+        for record in reversed(services):
+            stop(record)
+
+
+@contextlib.contextmanager
+def baseline_server(model_dir: Path, use_case: str = "predictive_maintenance"):
+    """The FastAPI baseline on a free port, yielding the port; stopped afterwards."""
+    port = free_port()
+    proc = _baseline(model_dir, port, use_case)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from conveyor.processes import stop
-    from conveyor.stack import start_mlflow, start_ray
     from pipelines.serving.rollout import deploy, wait_for_copy
     from pipelines.serving.target import target_from_settings
-    from pipelines.settings import ConveyorSettings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS)
     only = parser.parse_args(argv).only
 
-    work = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    ports = (
-        "RAY_GCS",
-        "RAY_DASHBOARD",
-        "RAY_CLIENT",
-        "RAY_DASHBOARD_AGENT",
-        "SERVE_HTTP",
-        "SERVE_HAPROXY_STATS",
-        "SERVE_HAPROXY_METRICS",
-        "SERVE_FALLBACK_PROXY_HTTP",
-        "SERVE_FALLBACK_PROXY_GRPC",
-        "MLFLOW",
-    )
-    os.environ.update({f"CONVEYOR_{p}_PORT": str(free_port()) for p in ports})
-    os.environ.update(CONVEYOR_HOME=str(work), CONVEYOR_RAY_NUM_CPUS="4")
-    settings = ConveyorSettings()
-    services = [start_ray(settings), start_mlflow(settings)]
-    baseline = None
-    try:
+    with serving_stack("bench-serve-") as (settings, work), contextlib.ExitStack() as running:
         version, model_dir = _model(work, settings.tracking_uri)
 
         def target(app: str, **overrides):
@@ -389,8 +452,7 @@ def main(argv: list[str] | None = None) -> None:
         unbatched = target("unbatched", predictor={"max_batch_size": 1, "batch_wait_timeout_s": 0})
         deploy(batched, version)
         if {"latency", "throughput"} & set(only):
-            port = free_port()
-            baseline = _baseline(model_dir, port)
+            port = running.enter_context(baseline_server(model_dir))
             deploy(hop, version)
             urls = {
                 "fastapi": f"http://127.0.0.1:{port}/predict",
@@ -413,12 +475,6 @@ def main(argv: list[str] | None = None) -> None:
             cycle = [version, *_more_versions(settings.tracking_uri, model_dir, 2)]
             targets = {"2 slots": target("slots"), "1 slot": target("one-slot", slots=1)}
             rollouts(targets, cycle)
-    finally:
-        if baseline is not None:
-            baseline.terminate()
-            baseline.wait(timeout=30)
-        for record in reversed(services):
-            stop(record)
 
 
 if __name__ == "__main__":

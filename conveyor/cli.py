@@ -297,15 +297,24 @@ def status():
 @app.command()
 @_one_line_errors
 def demo(
-    days: int = typer.Option(7, min=1),
-    machines: int = typer.Option(50, min=1),
-    epochs: int = typer.Option(5, min=1),
+    days: int | None = typer.Option(None, min=1, help="days of data; default: the form's"),
+    epochs: int | None = typer.Option(None, min=1, help="training epochs; default: the form's"),
+    param: list[str] = PARAM_OPTION,
+    use_case: str | None = typer.Option(
+        None, "--use-case", help="the use case to run (default: predictive_maintenance)"
+    ),
     timeout: float = typer.Option(1800.0),
 ):
-    """Start the stack, trigger the DAG through Airflow's REST API, follow it, predict."""
-    from conveyor.demo import run_demo
+    """Start the stack, trigger a use case's DAG through Airflow's REST API, follow it, predict.
 
-    sys.exit(run_demo(get_settings(), days=days, machines=machines, epochs=epochs, timeout=timeout))
+    The run's fields are its trigger form's defaults (which train a model above the use case's
+    bar), overridden by --days, --epochs and --param name=value."""
+    from conveyor.demo import USE_CASE, run_demo
+
+    name = use_case or USE_CASE
+    given = {"days": days, "epochs": epochs}
+    params = {**_source_fields(param), **{k: v for k, v in given.items() if v is not None}}
+    sys.exit(run_demo(get_settings(), params=params, timeout=timeout, use_case=name))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ class ConveyorSettings(BaseSettings):
     serve_ingress: Literal["haproxy", "proxy"] = "haproxy"
     """How HTTP reaches the router: ``haproxy`` (Ray Serve's HAProxy ingress, which forwards
     straight to the router replica's own HTTP server, with Serve's throughput-optimized mode:
-    about half the latency and 3x the throughput here: bench/README.md) or ``proxy`` (Serve's
+    one Python hop fewer per request; bench.serve_latency compares them) or ``proxy`` (Serve's
     Python HTTP proxy actor, Ray's default)."""
     serve_haproxy_stats_port: int = 8404
     serve_haproxy_metrics_port: int = 9101

@@ -66,15 +66,35 @@ class TableSpec:
 @dataclass(frozen=True)
 class Gate:
     """The promotion gate: which holdout metric decides, which way is better, the bar a new
-    model must pass, and the margin by which it must beat the champion."""
+    model must pass, and the margin by which it must beat the champion; ``floors``, other
+    holdout metrics (higher is better) that must also reach a minimum, so one metric bought
+    at the expense of another never promotes (recall bought at the cost of macro-F1)."""
 
     metric: str = "f1"
     higher_is_better: bool = True
     bar: float = 0.8
     margin: float = 0.01
+    floors: Mapping[str, float] = field(default_factory=dict)
 
     def passes(self, value: float) -> bool:
         return value >= self.bar if self.higher_is_better else value <= self.bar
+
+    def below_floors(self, metrics: Mapping[str, float]) -> list[str]:
+        """``macro_f1 0.850 < floor 0.900`` for each floor ``metrics`` misses (a missing
+        metric misses its floor)."""
+        return [
+            f"{name} {metrics.get(name, float('nan')):.3f} < floor {floor:.3f}"
+            for name, floor in self.floors.items()
+            if not metrics.get(name, float("nan")) >= floor
+        ]
+
+    def explain_floors(self, metrics: Mapping[str, float]) -> str:
+        """``, macro_f1 0.996 >= floor 0.900``: the floors a model reached, for logs."""
+        return "".join(
+            f", {name} {metrics[name]:.3f} >= floor {floor:.3f}"
+            for name, floor in self.floors.items()
+            if name in metrics
+        )
 
     def beats(self, challenger: float, champion: float) -> bool:
         if self.higher_is_better:
@@ -92,12 +112,19 @@ class Gate:
         sign = (">=" if ok else "<") if self.higher_is_better else ("<=" if ok else ">")
         return f"holdout {self.label} {value:.3f} {sign} bar {self.bar:.3f}"
 
-    def with_bar(self, bar: float | None = None, margin: float | None = None) -> Gate:
-        """This gate with a run's own bar and margin (the DAG's Params)."""
+    def with_bar(
+        self,
+        bar: float | None = None,
+        margin: float | None = None,
+        floors: Mapping[str, float] | None = None,
+    ) -> Gate:
+        """This gate with a run's own bar, margin and floors (the DAG's Params)."""
+        floors = self.floors if floors is None else floors
         return replace(
             self,
             bar=self.bar if bar is None else float(bar),
             margin=self.margin if margin is None else float(margin),
+            floors={name: float(floor) for name, floor in floors.items()},
         )
 
 

@@ -146,8 +146,8 @@ class Predictor:
 
     async def predict(self, records: list[dict]) -> dict:
         # Adaptive batching: a partial batch waits for company only while other requests are
-        # in flight. A lone request is scored at once (the wait cost it 2 ms of p50 and bought
-        # nothing); under load, the wait is what fills the batches.
+        # in flight. A lone request is scored at once (the wait would add to its latency and
+        # buy nothing); under load, the wait is what fills the batches.
         self.in_flight += 1
         try:
             wait = self.args.batch_wait_timeout_s if self.in_flight > 1 else 0.0
@@ -194,11 +194,12 @@ class StableMirror:
     """The router's copy of the stable version, scored in the router's own process.
 
     Why: on the way through a slot, a request pays a second hop (a gRPC call to the slot's
-    process, and Serve's request handling there), about half of the Serve p50 on a small
-    machine. A copy comes from the slot that loaded and checked the version, over a handle
-    call (``export``), and is checked again here before it takes any request, so the router
-    never talks to the registry. The version a rollout is about to make stable
-    (``Routing.incoming``) is copied ahead and held unused, so the switch only swaps it in.
+    process, and Serve's request handling there), a large share of the Serve p50 on a small
+    machine (``hop`` in bench.serve_latency). A copy comes from the slot that loaded and
+    checked the version, over a handle call (``export``), and is checked again here before
+    it takes any request, so the router never talks to the registry. The version a rollout
+    is about to make stable (``Routing.incoming``) is copied ahead and held unused, so the
+    switch only swaps it in.
     Every other version (canary, shadow, pinned), and the stable one until its copy is here,
     goes to the slots. Scoring reuses ``Predictor`` (the class, not a deployment) with
     the slot's own batching settings; it holds one version at a time, swapped whole, so a

@@ -215,8 +215,8 @@ class RoutingTable:
     Why not the router's own ``user_config``: while Serve applies a ``user_config`` to a
     replica, however quickly, the replica is not RUNNING, and for an ingress replica that
     takes it out of HAProxy's backends. Every routing change sent traffic through Serve's
-    fallback proxy for about half a second and restarted HAProxy more than once, which was
-    most of a rollout's p99. A change here touches no ingress replica."""
+    fallback proxy and restarted HAProxy, which dominated a rollout's p99. A change here
+    touches no ingress replica."""
 
     def __init__(self):
         self.routing: Routing | None = None

@@ -112,9 +112,9 @@ SHUFFLE_WINDOW = 8
 def iterate_batches(data, batch_size: int, seed: int, device):
     """(features, target) tensors from a Ray Dataset or shard, shuffled within windows.
 
-    NumPy batches turned into tensors here, and a permutation per window, deliver rows several
-    times faster than ``iter_torch_batches`` with its local shuffle buffer (9.4 M vs 0.8-1.1 M
-    rows/s, bench/README.md).
+    NumPy batches turned into tensors here, and a permutation per window, deliver rows faster
+    than ``iter_torch_batches`` with its local shuffle buffer, which shuffles row by row in
+    Python (bench.ray_data_feed_rate measures the feed).
     """
     rng = np.random.default_rng(seed)
     pin = device.type == "cuda"
@@ -135,7 +135,7 @@ def _ray_data_batches(config: dict, rank: int, device):
 
     Unless the run streams its data (``--streaming-data``), the shard is read once and kept in
     the worker's memory: each later epoch only reshuffles it. Iterating a Ray Data split costs a
-    fixed few seconds per epoch, which would dominate small epochs (bench/README.md).
+    fixed cost per epoch (a streaming split's start-up), which would dominate small epochs.
     """
     import ray.train
 
@@ -219,14 +219,16 @@ def _train(config: dict):
 
     loss_fn = learner.loss(config["pos_weight"]).to(device)
     augmenting = torch.Generator(device="cpu").manual_seed(int(config.get("seed", 0)) * 7919 + rank)
+    # bf16 autocast on a GPU unless the run asks for fp32 (bench/gpu_check.py compares both).
+    bf16 = device.type == "cuda" and config.get("precision", "bf16") == "bf16"
     for epoch in range(start_epoch, int(config["epochs"])):
         model.train()
         total, count, started = 0.0, 0, time.perf_counter()
         for batch_x, batch_y in epoch_batches(epoch):
-            batch_x = learner.augment(batch_x, augmenting).to(device, non_blocking=True)
+            batch_x = learner.augment(batch_x.to(device, non_blocking=True), augmenting)
             batch_y = batch_y.to(device, non_blocking=True)
             optimizer.zero_grad()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(batch_x).squeeze(-1)
             loss = loss_fn(logits.float(), batch_y)
             loss.backward()
@@ -363,7 +365,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_data = training_rows(config)
     if not args.streaming_data:
         # Read and transform once into the object store: each epoch then only iterates it
-        # (~20x the feed rate of re-reading per epoch; see bench/README.md).
+        # instead of re-reading and re-decoding the lake (bench.ray_data_feed_rate).
         train_data = train_data.materialize()
     trainer = TorchTrainer(
         train_loop_per_worker,

@@ -122,10 +122,18 @@ class AirflowHome:
         """``dag.test`` syncs the DAGs folder to the DB, so it must be the file's folder."""
         return {**self.env, "AIRFLOW__CORE__DAGS_FOLDER": str(dag_file.parent)}
 
-    def run_dag(self, dag_file: Path, dag_id: str, logical_date: str, conf: dict | None = None):
-        """Run a DAG with ``dag.test()`` in a fresh process; (result, stdout, stderr)."""
+    def run_dag(
+        self,
+        dag_file: Path,
+        dag_id: str,
+        logical_date: str,
+        conf: dict | None = None,
+        env: dict[str, str] | None = None,
+    ):
+        """Run a DAG with ``dag.test()`` in a fresh process (``env``: variables to add or
+        override, such as another lake); (result, stdout, stderr)."""
         argv = self.dag_test_argv(dag_file, dag_id, logical_date, conf or {})
-        env = self.env_for(dag_file)
+        env = {**self.env_for(dag_file), **(env or {})}
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         assert lines, f"dag.test printed no result; stderr tail:\n{done.stderr[-4000:]}"

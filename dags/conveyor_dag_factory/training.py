@@ -21,7 +21,7 @@ import logging
 from airflow.sdk import Param, task
 
 from conveyor_provider.operators.ray_job import RayJobOperator
-from conveyor_provider.operators.report import RunReportOperator
+from conveyor_provider.operators.report import DECISION_KEY, RunReportOperator
 from pipelines.catalog import runtime_env_for
 from pipelines.usecase import UseCase
 
@@ -67,6 +67,15 @@ def training_params(use_case: UseCase) -> dict[str, Param]:
             title=f"Promotion margin ({metric})",
             description="How much the new model must beat the champion by, on the same holdout.",
         ),
+        **{
+            f"min_{name}": Param(
+                floor,
+                type="number",
+                title=f"Floor (holdout {name})",
+                description=f"A new model below it never becomes champion, whatever its {metric}.",
+            )
+            for name, floor in gate.floors.items()
+        },
         **DEPLOY_PARAMS,
     }
 
@@ -209,12 +218,12 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
         ).as_dict()
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def promote(version: dict, params=None) -> str | None:
+    def promote(version: dict, params=None, ti=None) -> str | None:
         """The version to serve: the challenger if it passes the quality bar and beats the
         champion on the same holdout, else the champion (re-deploying it is a no-op, and it
         restores the endpoint on a fresh cluster). With no champion at all, deploy and
-        smoke_test are skipped, as they are with deploy_mode none. The decision's reason is the
-        last line of this task's log."""
+        smoke_test are skipped, as they are with deploy_mode none. The decision (XCom
+        ``decision``) goes to the run report; its reason is the last line of this task's log."""
         from pipelines.catalog import get_use_case
         from pipelines.ml.promotion import promote as decide
 
@@ -226,9 +235,15 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
             version["version"],
             settings.lake,
             use_case=spec,
-            gate=spec.gate.with_bar(params[gate_param], params["promotion_margin"]),
+            gate=spec.gate.with_bar(
+                params[gate_param],
+                params["promotion_margin"],
+                floors={metric: params[f"min_{metric}"] for metric in spec.gate.floors},
+            ),
             lock_path=settings.home_dir / "locks" / f"promote-{version['name']}.lock",
         )
+        ti.xcom_push(key=DECISION_KEY, value=decision.as_dict())
+        log.info("%s: %s", "promoted" if decision.promoted else "not promoted", decision.reason)
         return None if params["deploy_mode"] == "none" else decision.champion_after
 
     deploy = RayJobOperator(

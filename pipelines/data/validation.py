@@ -187,9 +187,9 @@ def _describe(result) -> dict:
 
 def _skip_decimal_scan_of_numeric_arrays() -> None:
     """GX 1.x checks every element of a column for ``decimal.Decimal`` in a Python loop before
-    each mean/sum/stdev (great_expectations.util.does_ndarray_contain_decimal_dtype): about
-    60 ms per million rows per expectation. Only an ``object`` array can hold a Decimal, so for
-    any other dtype the answer is known without looking; the result is identical."""
+    each mean/sum/stdev (great_expectations.util.does_ndarray_contain_decimal_dtype), a cost
+    that grows with rows times expectations. Only an ``object`` array can hold a Decimal, so
+    for any other dtype the answer is known without looking; the result is identical."""
     import great_expectations.util as gx_util
 
     original = gx_util.does_ndarray_contain_decimal_dtype
@@ -207,7 +207,8 @@ def _skip_decimal_scan_of_numeric_arrays() -> None:
 
 def _skip_dataframe_fingerprint() -> None:
     """GX hashes every row of a pandas batch (``hash_pandas_object``, then MD5) for its
-    ``pandas_data_fingerprint`` batch marker: about half of a validation at a million rows.
+    ``pandas_data_fingerprint`` batch marker, a pass over every row that the checks do not
+    need.
     A lake partition is already identified by the SHA-256 of its data file, which
     ``validate_partition`` records in the report and in the result's batch markers
     (``lake_sha256``), so GX's hash is skipped, as GX itself skips it above 1 GB."""

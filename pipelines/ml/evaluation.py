@@ -212,14 +212,15 @@ def regression_figures(predictions: np.ndarray, target: np.ndarray, out_dir) -> 
 def binary_figures(
     probabilities: np.ndarray, target: np.ndarray, threshold: float, out_dir
 ) -> list:
-    """A PR curve and a confusion matrix as PNG files in ``out_dir``; their paths."""
+    """A PR curve, a ROC curve and a confusion matrix as PNG files in ``out_dir``; their
+    paths."""
     from pathlib import Path
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import confusion_matrix, precision_recall_curve
+    from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -230,6 +231,18 @@ def binary_figures(
     fig.tight_layout()
     fig.savefig(out / "pr_curve.png", dpi=100)
     plt.close(fig)
+    paths = [out / "pr_curve.png"]
+
+    if len(np.unique(target)) == 2:  # a ROC curve needs both classes in the holdout
+        false_alarms, hits, _ = roc_curve(target, probabilities)
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.plot(false_alarms, hits)
+        ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
+        ax.set(xlabel="false positive rate", ylabel="recall", title="Holdout ROC curve")
+        fig.tight_layout()
+        fig.savefig(out / "roc_curve.png", dpi=100)
+        plt.close(fig)
+        paths.append(out / "roc_curve.png")
 
     matrix = confusion_matrix(target, (probabilities >= threshold).astype(int), labels=[0, 1])
     fig, ax = plt.subplots(figsize=(4, 4))
@@ -241,7 +254,7 @@ def binary_figures(
     fig.tight_layout()
     fig.savefig(out / "confusion_matrix.png", dpi=100)
     plt.close(fig)
-    return [out / "pr_curve.png", out / "confusion_matrix.png"]
+    return [*paths, out / "confusion_matrix.png"]
 
 
 def false_alarm_threshold(normal_scores: np.ndarray, max_false_alarm: float) -> float:

@@ -152,7 +152,9 @@ class Learner:
     def augment(self, features, generator):
         """A training batch (a float tensor, scaled features) as the network should see it this
         step: random flips, rotations, jitter for images. Default: unchanged. Never applied to
-        validation, holdout or requests."""
+        validation, holdout or requests. ``features`` is already on the training device (a
+        GPU's augmentation runs there); ``generator`` is a CPU generator, so draw random
+        numbers on the CPU and move them to ``features.device``."""
         return features
 
     # How it is served ------------------------------------------------------------------

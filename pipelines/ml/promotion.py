@@ -114,6 +114,13 @@ def promote(
                 f" {'below' if gate.higher_is_better else 'above'} the quality bar; champion"
                 f" {_name(before)} unchanged",
             )
+        missed = gate.below_floors(challenger)
+        if missed:
+            return decide(
+                False,
+                f"v{version} stays challenger: {gate.explain(value)} but holdout"
+                f" {', '.join(missed)}; champion {_name(before)} unchanged",
+            )
         champion = None
         if before is not None:
             champion = _score_version(tracking_uri, model_name, before, holdout, learner)
@@ -129,6 +136,7 @@ def promote(
         return decide(
             True,
             f"v{version} is the new champion: {gate.explain(value)}"
+            + gate.explain_floors(challenger)
             + (
                 f", champion v{before} had {champion[metric]:.3f}"
                 if champion

@@ -208,3 +208,22 @@ def describe_version(tracking_uri: str, model_name: str, version: str) -> dict:
 
 def version_tags(tracking_uri: str, model_name: str, version: str) -> dict[str, str]:
     return dict(_client(tracking_uri).get_model_version(model_name, version).tags)
+
+
+def ui_links(tracking_uri: str, registered: dict) -> dict[str, str]:
+    """The MLflow UI pages of a registered version (``RegisteredVersion.as_dict()``): the model
+    version and the run that trained it; none when the tracking URI is not a server's."""
+    from urllib.parse import quote
+
+    if not tracking_uri.startswith(("http://", "https://")):
+        return {}
+    base, name, version = tracking_uri.rstrip("/"), registered["name"], registered["version"]
+    links = {f"MLflow model {name} v{version}": f"{base}/#/models/{quote(name)}/versions/{version}"}
+    run_id = registered.get("run_id")
+    if run_id:
+        try:
+            experiment = _client(tracking_uri).get_run(run_id).info.experiment_id
+            links["MLflow run"] = f"{base}/#/experiments/{experiment}/runs/{run_id}"
+        except Exception as exc:  # a link is a convenience: the report is written regardless
+            log.warning("no MLflow run link for %s: %s", run_id, exc)
+    return links

@@ -48,11 +48,15 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     assert registered.tags["train_dates"] == "2026-11-01,2026-11-02"
     assert {"manifest.2026-11-01", "manifest.2026-11-02", "git_commit"} <= set(registered.tags)
 
-    # The run's report page: data, validation, training curve, metrics, what is served.
+    # The run's report page: what is served first, then data, validation, training, metrics,
+    # and where to look next.
     report = _report_markdown(local_stack, result["run_id"])
+    assert report.splitlines()[2].startswith("**serving version 1: v1 is the new champion")
     assert "| 2026-11-01 |" in report and "passed (" in report
-    assert "| f1 |" in report and "predictive_maintenance version 1" in report
-    assert "served version: 1" in report and "/predict" in report
+    assert "| f1 |" in report and "registered predictive_maintenance v1" in report
+    assert "- serving: version 1" in report
+    for link in ("Data Docs (validation)", "Ray job (training)", "MLflow run", "Endpoint"):
+        assert f"- {link}" in report, link
 
     # The served endpoint answers a prediction itself, from this process.
     endpoint = f"{local_stack.serve_base_url}{local_stack.serve_route_prefix}"
@@ -104,6 +108,8 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     assert result["state"] == "success", f"{result}\n{stdout[-6000:]}"
     assert set(result["tasks"].values()) == {"success"}, result
     assert "stays challenger: holdout F1" in stdout
+    first = _report_markdown(local_stack, result["run_id"]).splitlines()[2]
+    assert first.startswith("**not promoted: v2 stays challenger: holdout F1"), first
     client = MlflowClient(local_stack.tracking_uri)
     assert client.get_model_version_by_alias(local_stack.model_name, "challenger").version == "2"
     assert client.get_model_version_by_alias(local_stack.model_name, "champion").version == "1"
@@ -112,6 +118,29 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, ai
     # deploy_mode canary with the champion kept: nothing to canary, version 1 stays stable
     health = httpx.get(f"{endpoint}/healthz", timeout=30).json()
     assert health["routing"]["stable"] == "1" and health["routing"]["canary"] is None
+
+
+def test_the_forms_defaults_train_a_model_above_the_bar_and_serve_it(
+    local_stack, airflow_home, tmp_path
+):
+    """What a user gets from the trigger form as it opens (no field changed): a model above the
+    quality bar, promoted and served, and a report that says so first. A lake of its own: the
+    default fleet is six times the earlier tests', which the volume check would flag."""
+    result, stdout, _ = airflow_home.run_dag(
+        ROOT / "dags" / "use_cases.py",
+        "predictive_maintenance",
+        "2026-11-20T00:00:00+00:00",
+        {},
+        env={"CONVEYOR_LAKE_ROOT": str(tmp_path / "lake")},
+    )
+    assert result["state"] == "success", f"{result}\n{stdout[-6000:]}"
+    assert set(result["tasks"].values()) == {"success"}, result
+    first = _report_markdown(local_stack, result["run_id"]).splitlines()[2]
+    assert first.startswith("**serving version "), first
+    served = first.removeprefix("**serving version ").split(":")[0]
+    endpoint = f"{local_stack.serve_base_url}{local_stack.serve_route_prefix}"
+    response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
+    assert response.status_code == 200 and response.json()["model_version"] == served
 
 
 def _report_markdown(settings, run_id: str) -> str:

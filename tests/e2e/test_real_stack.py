@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import secrets
 import signal
 import time
@@ -188,7 +189,40 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
             timeout=30,
         )
         assert page.status_code == 200 and run_id in page.text, (name, page.status_code)
+    _assert_pages_need_read_access(url, env, api, links("report")["Run report"], run_id)
     api.close()
+
+
+def _token_of_a_user_who_may_read_nothing(jwt_secret: str) -> str:
+    """A JWT the api-server accepts (signed with its secret, its audience) for a user with no
+    role: authenticated, but the auth manager grants no DAG to it."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
+    from airflow.api_fastapi.auth.tokens import JWTGenerator
+
+    signer = JWTGenerator(
+        secret_key=jwt_secret, valid_for=600, audience=BaseAuthManager._get_jwt_audience()
+    )
+    return signer.generate({"sub": "outsider", "role": None})
+
+
+def _assert_pages_need_read_access(url: str, env: dict, api, report: str, run_id: str) -> None:
+    """The plugin's pages (a run report, the reports index) are behind Airflow's login: no
+    credentials 401, a user who may read no DAG 403 (and an index without the run), the admin
+    200 with the run listed."""
+    report_url = urljoin(f"{url}/", report)
+    index_url = f"{url}/conveyor/reports/"
+    assert httpx.get(report_url, timeout=30).status_code == 401
+    assert httpx.get(index_url, timeout=30).status_code == 401
+    outsider = {
+        "Authorization": "Bearer "
+        + _token_of_a_user_who_may_read_nothing(env["AIRFLOW__API_AUTH__JWT_SECRET"])
+    }
+    refused = httpx.get(report_url, headers=outsider, timeout=30)
+    assert refused.status_code == 403, refused.text
+    assert run_id not in httpx.get(index_url, headers=outsider, timeout=30).text
+    admin = {"Authorization": f"Bearer {api.token()}"}
+    index = httpx.get(index_url, headers=admin, timeout=30)
+    assert index.status_code == 200 and run_id in index.text
 
 
 def _assert_canary_never_leaked(settings, api: AirflowAPI, run_id: str, states: dict) -> None:
@@ -261,6 +295,7 @@ def test_a_run_triggered_from_the_ui_form_succeeds(server_airflow):
             form.get_by_label("Epochs").fill("1")
             form.get_by_label("Ray Train workers").fill("1")
             form.get_by_label("Quality bar (holdout F1)").fill("0")
+            _shoot(page, "trigger-form")
             form.get_by_role("button", name="Trigger").click()
             # The run appears (the confirmation toast is transient, so the API is the check).
             wait_until(lambda: len(run_ids() - before) == 1, "the UI-triggered run", 60)
@@ -276,10 +311,37 @@ def test_a_run_triggered_from_the_ui_form_succeeds(server_airflow):
             page.goto(f"{url}/dags/{DAG_ID}/runs/{run_id}")
             expect(page.get_by_text(run_id).first).to_be_visible()
             expect(page.get_by_text("success", exact=False).first).to_be_visible()
+            _shoot(page, "grid")
+
+            # The reports index, then this run's report, in the same logged-in browser (the
+            # plugin takes the UI's session cookie).
+            page.goto(f"{url}/conveyor/reports/")
+            page.get_by_role("link", name=run_id).click()
+            # Whether this run's model beat the first test's champion is up to the data; the
+            # report says which, first, and the gate row says why.
+            expect(page.locator("#verdict")).to_contain_text(
+                re.compile("serving version|not promoted")
+            )
+            expect(page.locator("#summary")).to_contain_text(re.compile("champion"))
+            assert page.locator("figure img").count() >= 3  # loss, PR and ROC curves, matrix
+            expect(page.get_by_role("link", name="Data Docs (validation)")).to_be_visible()
+            expect(page.get_by_role("link", name="MLflow run")).to_be_visible()
+            expect(page.get_by_role("link", name="Endpoint (OpenAPI)")).to_be_visible()
+            _shoot(page, "report")
+            page.goto(f"{url}/conveyor/reports/")
+            _shoot(page, "reports-index")
         finally:
             browser.close()
     assert api.run(DAG_ID, run_id)["state"] == "success"
     api.close()
+
+
+def _shoot(page, name: str) -> None:
+    """A full-page screenshot into ``CONVEYOR_SCREENSHOTS`` when set (the README's
+    docs/screenshots/ are made this way); nothing otherwise."""
+    folder = os.environ.get("CONVEYOR_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
 
 
 WEEK = [f"2026-11-0{d}" for d in range(2, 9)]  # Monday 2 to Sunday 8 November: ISO week 45

@@ -44,6 +44,12 @@ USE_CASE = UseCase(
     source_config="pipelines.usecases.visual_quality_control.params:source_config",
     landing_reader="pipelines.usecases.visual_quality_control.landing:read_landing",
     learner="pipelines.usecases.visual_quality_control.learner:LEARNER",
-    gate=Gate(metric="defect_recall", higher_is_better=True, bar=0.95, margin=0.005),
+    gate=Gate(
+        metric="defect_recall",
+        higher_is_better=True,
+        bar=0.95,
+        margin=0.005,
+        floors={"macro_f1": 0.9},
+    ),
     defaults={"days": 3, "epochs": 12, "batch_size": 64, "lr": 3e-3},
 )

@@ -120,22 +120,25 @@ class DefectLearner(Classifier):
         import torch
         import torch.nn.functional as F
 
-        n = features.shape[0]
+        n, device = features.shape[0], features.device
+
+        def uniform(*shape):  # drawn on the CPU generator: the same draws on any device
+            return torch.rand(*shape, generator=generator).to(device)
+
         images = features.reshape(n, 1, IMAGE_SIZE, IMAGE_SIZE)
-        flip_x = torch.rand(n, generator=generator) < 0.5
-        flip_y = torch.rand(n, generator=generator) < 0.5
+        flip_x, flip_y = uniform(n) < 0.5, uniform(n) < 0.5
         images = torch.where(flip_x[:, None, None, None], images.flip(3), images)
         images = torch.where(flip_y[:, None, None, None], images.flip(2), images)
-        angle = (torch.rand(n, generator=generator) - 0.5) * (2 * np.pi * 10 / 180)
+        angle = (uniform(n) - 0.5) * (2 * np.pi * 10 / 180)
         cos, sin = torch.cos(angle), torch.sin(angle)
-        zero = torch.zeros(n)
+        zero = torch.zeros(n, device=device)
         theta = torch.stack(
             [torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1
         )
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         images = F.grid_sample(images, grid, padding_mode="reflection", align_corners=False)
-        gain = 1.0 + (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.3
-        shift = (torch.rand(n, 1, 1, 1, generator=generator) - 0.5) * 0.6
+        gain = 1.0 + (uniform(n, 1, 1, 1) - 0.5) * 0.3
+        shift = (uniform(n, 1, 1, 1) - 0.5) * 0.6
         return (images * gain + shift).reshape(n, -1)
 
     # How it is judged ------------------------------------------------------------------

@@ -11,10 +11,14 @@ from __future__ import annotations
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from conveyor_provider.links.data_docs import DATA_DOCS_URL_KEY
+from conveyor_provider.links.ray_job import RAY_JOB_URL_KEY
 from conveyor_provider.links.report import REPORT_URL_KEY, REPORTS_PREFIX, RunReportLink
 from conveyor_provider.operators.validation import VALIDATION_DIR_KEY
 
 FAILED = ("failed", "upstream_failed")
+DECISION_KEY = "decision"
+"""The promote task's XCom holding the gate's decision (``PromotionDecision.as_dict()``)."""
 
 
 class RunReportOperator(BaseOperator):
@@ -58,6 +62,8 @@ class RunReportOperator(BaseOperator):
         validation_dir = ti.xcom_pull(task_ids=self.validate_task, key=VALIDATION_DIR_KEY)
         if not validation_dir:
             validation_dir = settings.validation_dir / self.use_case
+        registered = ti.xcom_pull(task_ids=self.register_task)
+        rollout = ti.xcom_pull(task_ids=self.deploy_task)
         path = write_run_report(
             settings.reports_dir,
             dag_id=ti.dag_id,
@@ -68,9 +74,11 @@ class RunReportOperator(BaseOperator):
             tasks=states,
             dates=ti.xcom_pull(task_ids=self.ingest_task),
             train=ti.xcom_pull(task_ids=self.train_task),
-            registered=ti.xcom_pull(task_ids=self.register_task),
+            registered=registered,
             served_version=ti.xcom_pull(task_ids=self.promote_task),
-            rollout=ti.xcom_pull(task_ids=self.deploy_task),
+            rollout=rollout,
+            decision=ti.xcom_pull(task_ids=self.promote_task, key=DECISION_KEY),
+            links=self._links(ti, settings, registered, rollout),
         )
         relative = path.relative_to(settings.reports_dir).as_posix()
         ti.xcom_push(key=REPORT_URL_KEY, value=f"{REPORTS_PREFIX}/{relative}")
@@ -78,6 +86,24 @@ class RunReportOperator(BaseOperator):
         if failed:
             raise AirflowFailException(f"report written ({path}); the run failed at {failed[0]}")
         return str(path)
+
+    def _links(self, ti, settings, registered: dict | None, rollout: dict | None) -> dict:
+        """Where to look next: the Data Docs page, the Ray job, the MLflow run and model
+        version, the endpoint; each only when this run produced it."""
+        links = {}
+        docs = ti.xcom_pull(task_ids=self.validate_task, key=DATA_DOCS_URL_KEY)
+        if docs:
+            links["Data Docs (validation)"] = docs
+        job = ti.xcom_pull(task_ids=self.train_task, key=RAY_JOB_URL_KEY)
+        if job:
+            links["Ray job (training)"] = job
+        if registered:
+            from pipelines.ml.registry import ui_links
+
+            links.update(ui_links(settings.tracking_uri, registered))
+        if rollout and rollout.get("endpoint"):
+            links["Endpoint (OpenAPI)"] = f"{rollout['endpoint']}/docs"
+        return links
 
     def _upstream_states(self, ti, run_id: str) -> dict[str, str]:
         upstream = sorted(self.get_flat_relative_ids(upstream=True))

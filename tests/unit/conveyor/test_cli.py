@@ -102,3 +102,24 @@ def test_validate_exits_0_on_pass_and_1_with_a_summary_and_quarantine_on_failure
     assert summary["quarantined_at"]
     assert "failed 1 critical expectation" in failed.stderr
     assert lake.committed_dates(tmp_path / "lake", table="telemetry") == []
+
+
+def test_demo_runs_the_named_use_case_with_the_demos_fields_and_the_given_ones(monkeypatch):
+    """`make demo USE_CASE=...`: the form's defaults (which train above the use case's bar),
+    overridden by what the command line gives."""
+    import conveyor.demo
+
+    calls = []
+
+    def fake_run_demo(settings, *, params, timeout, use_case):
+        calls.append((use_case, params))
+        return 0
+
+    monkeypatch.setattr(conveyor.demo, "run_demo", fake_run_demo)
+    assert runner.invoke(app, ["demo"]).exit_code == 0
+    argv = ["demo", "--use-case", "visual_quality_control", "--epochs", "3", "--param", "images=90"]
+    assert runner.invoke(app, argv).exit_code == 0
+    assert calls == [
+        ("predictive_maintenance", {}),
+        ("visual_quality_control", {"images": 90, "epochs": 3}),
+    ]

@@ -1,7 +1,11 @@
+"""The run report: its first line says what the run served or why not, the page shows data,
+validation, training, the gate's decision beside the champion's metrics, figures and links,
+and the reports index lists every run newest first."""
+
 import datetime as dt
 import json
 
-from pipelines.report import write_run_report
+from pipelines.report import read_summaries, write_run_report
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 
@@ -44,9 +48,11 @@ def test_the_report_says_what_ran_and_what_came_out(tmp_path):
         "| 2026-11-01 | 180 | generator | passed (35 checks, 0 critical, 1 warnings) |" in markdown
     )
     assert "| f1 | 0.8600 | 0.4100 |" in markdown
-    assert "pm version 3" in markdown and "http://h:8000/pm/predict" in markdown
+    assert "registered pm v3" in markdown and "serving: version 3" in markdown
     html = page.read_text()
-    assert "data:image/png;base64," in html  # the training curve
+    assert '<p class="verdict served" id="verdict">serving version 3</p>' in html
+    assert 'alt="training loss" src="data:image/png;base64,' in html
+    assert '<meta name="viewport"' in html  # readable on a phone
     assert not list(page.parent.glob(".*partial"))
 
 
@@ -60,9 +66,11 @@ def test_a_failed_run_still_gets_a_page(tmp_path):
         rollout=None,
     )
     markdown = (page.parent / "report.md").read_text()
+    assert markdown.splitlines()[2] == "**failed at validate: nothing new served**"
     assert "validate: **failed**" in markdown
     assert "not committed" in markdown and "Training did not run." in markdown
     assert "data:image/png" not in page.read_text()
+    assert read_summaries(tmp_path / "reports")[0]["state"] == "failed"
 
 
 def test_a_classifier_s_report_shows_its_classes_and_its_figures(tmp_path):
@@ -81,4 +89,40 @@ def test_a_classifier_s_report_shows_its_classes_and_its_figures(tmp_path):
     }
     page = _report(tmp_path, train=train, dates=[])
     assert "| ok | 0.990 | 0.950 | 0.970 | 300 |" in (page.parent / "report.md").read_text()
-    assert '<h2>misclassified</h2><img alt="misclassified"' in page.read_text()
+    assert '<img alt="misclassified" src="data:image/png;base64,' in page.read_text()
+
+
+def test_a_model_held_by_the_gate_says_why_first_beside_the_champion(tmp_path):
+    """A green run that served nothing new says so in its first line, with the gate's reason;
+    the challenger's and the champion's metrics on the same holdout are side by side."""
+    decision = {
+        "challenger": "4",
+        "champion_before": "3",
+        "champion_after": "3",
+        "promoted": False,
+        "reason": "v4 stays challenger: holdout F1 0.720 < bar 0.800; champion v3 unchanged",
+        "challenger_metrics": {"f1": 0.72},
+        "champion_metrics": {"f1": 0.86, "pr_auc": 0.9},
+    }
+    links = {"MLflow model pm v4": "http://mlflow/#/models/pm/versions/4"}
+    page = _report(
+        tmp_path, decision=decision, links=links, registered={"name": "pm", "version": "4"}
+    )
+    markdown = (page.parent / "report.md").read_text()
+    first = "not promoted: v4 stays challenger: holdout F1 0.720 < bar 0.800; champion v3"
+    assert markdown.splitlines()[2].startswith(f"**{first}")
+    html = page.read_text()
+    assert '<p class="verdict held" id="verdict">not promoted: v4 stays' in html
+    assert "<th>champion (v3)</th>" in html and "<th>this model (v4)</th>" in html
+    assert '<a href="http://mlflow/#/models/pm/versions/4">MLflow model pm v4</a>' in html
+
+
+def test_the_index_lists_every_run_newest_first_and_escapes_what_it_shows(tmp_path):
+    _report(tmp_path, run_id="first")
+    _report(tmp_path, run_id="second<script>", served_version=None, rollout=None)
+    runs = read_summaries(tmp_path / "reports")
+    assert [r["run_id"] for r in runs] == ["second<script>", "first"]
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert index.index("second") < index.index("first")
+    assert "second&lt;script&gt;" in index and "<script>" not in index
+    assert 'href="predictive_maintenance/second_script_/index.html"' in index

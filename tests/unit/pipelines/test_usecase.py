@@ -75,6 +75,19 @@ def test_the_gate_goes_both_ways():
     assert mae.explain(11.0) == "holdout MAE 11.000 <= bar 12.000"
 
 
+def test_the_gates_floors_hold_other_metrics_to_a_minimum():
+    gate = Gate(metric="defect_recall", bar=0.95, margin=0.005, floors={"macro_f1": 0.9})
+    assert gate.below_floors({"defect_recall": 0.99, "macro_f1": 0.91}) == []
+    assert gate.below_floors({"defect_recall": 0.99, "macro_f1": 0.85}) == [
+        "macro_f1 0.850 < floor 0.900"
+    ]
+    assert gate.below_floors({"defect_recall": 0.99}) == ["macro_f1 nan < floor 0.900"]
+    # A run's Params move the floors like the bar; without them the spec's stay.
+    assert gate.with_bar(0.9).floors == {"macro_f1": 0.9}
+    assert gate.with_bar(floors={"macro_f1": 0.5}).below_floors({"macro_f1": 0.6}) == []
+    assert gate.explain_floors({"macro_f1": 0.996}) == ", macro_f1 0.996 >= floor 0.900"
+
+
 def test_dag_ids_can_be_kept_from_before_the_contract():
     uc = UseCase(name="energy_demand", title="E", table=TABLE, dag_ids=DagIds(daily="meters"))
     assert uc.daily_dag_id == "meters" and uc.training_dag_id == "energy_demand_training"

@@ -62,15 +62,27 @@ def test_a_critical_failure_fails_the_task_naming_the_day_rule_and_quarantine(tm
     assert "data_docs_url" in context["ti"].xcom  # the link is there for the failed run too
 
 
+def _docs_client(monkeypatch) -> TestClient:
+    """The plugin's Data Docs app, for a user who may read every DAG (who may read what is
+    tests/unit/plugins/test_conveyor_plugin_pages.py's)."""
+    import conveyor_plugin
+
+    async def admin(request):
+        return "admin"
+
+    monkeypatch.setattr(conveyor_plugin, "_user", admin)
+    monkeypatch.setattr(conveyor_plugin, "_may_read", lambda user, dag_id: True)
+    validation = get_settings().validation_dir
+    return TestClient(conveyor_plugin.files_app("docs", validation, conveyor_plugin._use_case_dag))
+
+
 def test_the_plugin_serves_the_data_docs_pages(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVEYOR_HOME", str(tmp_path))
     ingest_day(GOOD, str(tmp_path / "lake"), generator=SMALL)
     op, context = _run(tmp_path, [GOOD.isoformat()])
     op.execute(context)
 
-    from conveyor_plugin import static_app
-
-    client = TestClient(static_app("docs", get_settings().validation_dir))
+    client = _docs_client(monkeypatch)
     page = client.get("/predictive_maintenance/runs/scheduled__2026-11-02.html")
     assert page.status_code == 200 and "2026-11-01" in page.text
     docs = client.get("/predictive_maintenance/date=2026-11-01/scheduled__2026-11-02/index.html")
@@ -103,7 +115,5 @@ def test_a_use_case_s_results_live_in_its_own_folder_and_the_link_and_report_fol
         "/conveyor/data-docs/predictive_maintenance/runs/scheduled__2026-11-02.html"
     )
 
-    from conveyor_plugin import static_app
-
-    client = TestClient(static_app("docs", get_settings().validation_dir))
+    client = _docs_client(monkeypatch)
     assert client.get("/predictive_maintenance/runs/scheduled__2026-11-02.html").status_code == 200

@@ -205,7 +205,7 @@ def test_exact_duplicate_rows_are_dropped_and_counted(zone):
     result = ingest_day(DAY, root, source=str(path), landing_root=landing)
     assert result.rows == len(frame)
     assert result.manifest["report"]["duplicates_dropped"] == 3
-    assert json.loads(json.dumps(result.manifest))  # the manifest is plain JSON
+    assert json.loads(json.dumps(result.manifest)) == result.manifest  # plain JSON
 
 
 def test_wrong_encoding_in_json_lines(zone):

@@ -113,6 +113,25 @@ def test_gate_both_ways(world, tmp_path):
     assert _promote(uri, world, good).promoted
 
 
+def test_a_model_above_the_bar_but_below_a_floor_stays_challenger(world, tmp_path):
+    """A use case's floors (``Gate.floors``): the deciding metric alone does not promote."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    good = _register(world, uri, "good", "run-floor")
+    gate = USE_CASE.gate.with_bar(0.3, 0.01, floors={"precision": 1.01})
+    decision = promote(
+        uri,
+        NAME,
+        good,
+        world["lake"],
+        use_case=USE_CASE,
+        gate=gate,
+        lock_path=world["root"] / "locks" / "promote.lock",
+    )
+    assert not decision.promoted, decision.reason
+    assert "precision" in decision.reason and "< floor 1.010" in decision.reason
+    assert champion_version(uri, NAME) is None
+
+
 def _promote_in_child(args):
     uri, world, version = args
     return _promote(uri, world, version).as_dict()

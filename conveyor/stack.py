@@ -36,6 +36,10 @@ from pipelines.settings import ConveyorSettings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_USER = "admin"
+NOTES_USER = "conveyor"
+"""The Airflow user (role User: may edit DAG runs) the report task signs in as to write the
+run's outcome as its note, through the ``conveyor_airflow_api`` Connection."""
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 
 
 def _bin(name: str) -> str:
@@ -220,7 +224,7 @@ def airflow_env(settings: ConveyorSettings) -> dict[str, str]:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin,{NOTES_USER}:user",
             "AIRFLOW__API__HOST": settings.host,
             "AIRFLOW__API__PORT": str(settings.airflow_port),
             "AIRFLOW__API__BASE_URL": settings.airflow_base_url,
@@ -233,8 +237,34 @@ def airflow_env(settings: ConveyorSettings) -> dict[str, str]:
 
 
 def airflow_password(settings: ConveyorSettings) -> str:
-    path = settings.home_dir / "airflow" / "simple_auth_manager_passwords.json.generated"
+    path = settings.home_dir / "airflow" / PASSWORDS_FILE
     return json.loads(path.read_text())[AIRFLOW_USER]
+
+
+def airflow_passwords(path: Path, admin: str | None = None) -> dict[str, str]:
+    """The Airflow users' passwords file (``{user: password}``, mode 0600): the admin's
+    (``admin`` when given, else kept or generated) and the notes user's, written before
+    Airflow starts so the report task's Connection can carry the latter."""
+    passwords = json.loads(path.read_text()) if path.exists() else {}
+    if admin is not None:
+        passwords[AIRFLOW_USER] = admin
+    for user in (AIRFLOW_USER, NOTES_USER):
+        passwords.setdefault(user, secrets.token_urlsafe(16))
+    path.write_text(json.dumps(passwords))
+    path.chmod(0o600)
+    return passwords
+
+
+def notes_connection(settings: ConveyorSettings, password: str) -> dict[str, str]:
+    """``AIRFLOW_CONN_CONVEYOR_AIRFLOW_API``: Airflow's own REST API as the notes user."""
+    conn = {
+        "conn_type": "http",
+        "host": settings.host,
+        "port": settings.airflow_port,
+        "login": NOTES_USER,
+        "password": password,
+    }
+    return {"AIRFLOW_CONN_CONVEYOR_AIRFLOW_API": json.dumps(conn)}
 
 
 def start_airflow(
@@ -249,6 +279,10 @@ def start_airflow(
     if not secret_file.exists():
         secret_file.write_text(secrets.token_urlsafe(32))
     env["AIRFLOW__API_AUTH__JWT_SECRET"] = secret_file.read_text().strip()
+    passwords_file = home / PASSWORDS_FILE
+    passwords = airflow_passwords(passwords_file)
+    env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords_file)
+    env.update(notes_connection(settings, passwords[NOTES_USER]))
     log_path = settings.home_dir / "logs" / "airflow.log"
     url = settings.airflow_base_url
     ready = functools.partial(_ok, f"{url}/api/v2/monitor/health")
@@ -278,9 +312,8 @@ def airflow_server_env(
     home = settings.home_dir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     passwords = home / "passwords.json"
-    passwords.write_text(json.dumps({AIRFLOW_USER: password}))
-    passwords.chmod(0o600)
-    env = airflow_env(settings)
+    notes_password = airflow_passwords(passwords, admin=password)[NOTES_USER]
+    env = {**airflow_env(settings), **notes_connection(settings, notes_password)}
     env.update(
         {
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn,

@@ -175,6 +175,8 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
         t: 1 for t, s in states.items() if s["state"] == "success"
     }
     _assert_canary_never_leaked(settings, api, run_id, states)
+    # The outcome is the run's note (the grid shows it), written by the report task.
+    assert api.run(DAG_ID, run_id)["note"].startswith("serving version 1: v1 is the new champion")
 
     # The task buttons point where the tasks said: the Data Docs page, the Ray job, the report.
     def links(task_id: str) -> dict:

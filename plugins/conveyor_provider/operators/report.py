@@ -8,6 +8,8 @@ the page it fails if any upstream task failed, so the run's state stays the pipe
 
 from __future__ import annotations
 
+import json
+
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -17,6 +19,10 @@ from conveyor_provider.links.report import REPORT_URL_KEY, REPORTS_PREFIX, RunRe
 from conveyor_provider.operators.validation import VALIDATION_DIR_KEY
 
 FAILED = ("failed", "upstream_failed")
+NOTES_CONN_ID = "conveyor_airflow_api"
+"""An HTTP Connection to Airflow's own REST API (login and password of a user who may edit
+DAG runs): when it exists, the report task writes the run's outcome as the DAG run's note,
+which the grid shows and the REST API returns. ``conveyor up`` and the real-stack test set it."""
 DECISION_KEY = "decision"
 """The promote task's XCom holding the gate's decision (``PromotionDecision.as_dict()``)."""
 
@@ -82,6 +88,8 @@ class RunReportOperator(BaseOperator):
         )
         relative = path.relative_to(settings.reports_dir).as_posix()
         ti.xcom_push(key=REPORT_URL_KEY, value=f"{REPORTS_PREFIX}/{relative}")
+        outcome = (path.parent / "summary.json").read_text()
+        self._note(ti.dag_id, run_id, json.loads(outcome)["verdict"])
         failed = sorted(t for t, s in states.items() if s in FAILED)
         if failed:
             raise AirflowFailException(f"report written ({path}); the run failed at {failed[0]}")
@@ -104,6 +112,39 @@ class RunReportOperator(BaseOperator):
         if rollout and rollout.get("endpoint"):
             links["Endpoint (OpenAPI)"] = f"{rollout['endpoint']}/docs"
         return links
+
+    def _note(self, dag_id: str, run_id: str, text: str) -> None:
+        """The run's outcome as its DAG run note, through the REST API, when the
+        ``conveyor_airflow_api`` Connection exists; a failure here is logged, never the task's:
+        the report is written, and the outcome is in this task's log either way."""
+        from urllib.parse import quote
+
+        import httpx
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        self.log.info("outcome: %s", text)
+        try:
+            conn = BaseHook.get_connection(NOTES_CONN_ID)
+        except AirflowNotFoundException:
+            self.log.info("no %s Connection: the run's note is left as it is", NOTES_CONN_ID)
+            return
+        base = f"{conn.schema or 'http'}://{conn.host}:{conn.port}"
+        try:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                token = client.post(
+                    "/auth/token", json={"username": conn.login, "password": conn.password}
+                )
+                token.raise_for_status()
+                answer = client.patch(
+                    f"/api/v2/dags/{quote(dag_id, safe='')}/dagRuns/{quote(run_id, safe='')}",
+                    params={"update_mask": "note"},
+                    json={"note": text},
+                    headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+                )
+                answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            self.log.warning("the run's note was not set (%s): %s", NOTES_CONN_ID, exc)
 
     def _upstream_states(self, ti, run_id: str) -> dict[str, str]:
         upstream = sorted(self.get_flat_relative_ids(upstream=True))

@@ -131,3 +131,19 @@ def test_conveyor_up_records_a_service_before_waiting_and_a_failed_start_leaves_
     assert not psutil.pid_exists(pid), f"the failed start left pid {pid} running"
     assert stack.Stack(settings).records() == []
     assert stack.Stack(settings).down() == []
+
+
+def test_the_passwords_file_keeps_the_admins_and_adds_the_notes_user(tmp_path):
+    """The report task signs in as the notes user (role User) to write the run's note: its
+    password exists before Airflow starts, and an existing admin password is kept."""
+    import stat
+
+    from conveyor.stack import AIRFLOW_USER, NOTES_USER, airflow_passwords
+
+    path = tmp_path / "passwords.json"
+    path.write_text(json.dumps({AIRFLOW_USER: "kept"}))
+    first = airflow_passwords(path)
+    assert first[AIRFLOW_USER] == "kept" and len(first[NOTES_USER]) >= 16
+    assert airflow_passwords(path) == first  # idempotent: the same passwords next start
+    assert airflow_passwords(path, admin="given")[AIRFLOW_USER] == "given"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

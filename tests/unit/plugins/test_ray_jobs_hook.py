@@ -40,8 +40,14 @@ def test_failed_or_stopped_job_gets_a_new_suffixed_attempt():
     assert FakeJobs({"job": "FAILED", "job-r1": "STOPPED"}).plan_attempt("job") == ("job-r2", False)
 
 
-def test_constructing_the_hook_touches_no_network():
-    RayJobsHook(ray_conn_id="does_not_exist")  # no client is created until used
+def test_constructing_the_hook_touches_no_network(monkeypatch):
+    """The hook is built when the DAG file is parsed: it must not look up its Connection or
+    open a client until a task uses it."""
+    looked_up = []
+    monkeypatch.setattr(RayJobsHook, "get_connection", lambda self, cid: looked_up.append(cid))
+    hook = RayJobsHook(ray_conn_id="does_not_exist")
+    assert looked_up == []
+    assert "config" not in vars(hook) and "jobs" not in vars(hook)  # nothing resolved yet
 
 
 def test_the_hook_follows_its_connection_with_the_shared_client(monkeypatch):

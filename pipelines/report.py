@@ -106,8 +106,10 @@ def verdict(
 ) -> Verdict:
     failed = [task for task, state in tasks.items() if state == "failed"]
     if failed:
-        kept = f"; version {served_version} is still served" if served_version else ""
-        return Verdict("failed", f"failed at {failed[0]}: nothing new served{kept}")
+        # Before deploy nothing changed at the endpoint; a failed deploy or smoke test rolls
+        # back to what served before, which its own log names.
+        after = "rolled back (see its log)" if failed[0] in SERVING_TASKS else "nothing new served"
+        return Verdict("failed", f"failed at {failed[0]}: {after}")
     if decision and not decision.get("promoted"):
         return Verdict("held", f"not promoted: {decision['reason']}")
     if decision and served_version:
@@ -190,6 +192,7 @@ def write_run_report(
 
 
 FAILED = ("failed", "upstream_failed")
+SERVING_TASKS = ("deploy", "smoke_test")
 SUMMARY_FILE = "summary.json"
 
 

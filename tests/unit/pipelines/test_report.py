@@ -73,6 +73,17 @@ def test_a_failed_run_still_gets_a_page(tmp_path):
     assert read_summaries(tmp_path / "reports")[0]["state"] == "failed"
 
 
+def test_a_failed_smoke_test_says_the_endpoint_was_rolled_back():
+    from pipelines.report import verdict
+
+    tasks = {"deploy": "success", "smoke_test": "failed", "promote": "success"}
+    outcome = verdict(tasks, {"promoted": True, "reason": "v4 is the new champion"}, "4")
+    assert (outcome.kind, outcome.text) == (
+        "failed",
+        "failed at smoke_test: rolled back (see its log)",
+    )
+
+
 def test_a_classifier_s_report_shows_its_classes_and_its_figures(tmp_path):
     """Per-class metrics in the page, and the learner's holdout figures (a confusion matrix,
     misclassified images) embedded from the model's evaluation folder."""

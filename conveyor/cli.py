@@ -294,6 +294,28 @@ def status():
     _emit(Stack(get_settings()).status())
 
 
+@app.command("airflow-passwords")
+@_one_line_errors
+def airflow_passwords(path: Path = typer.Argument(..., help="the simple auth manager's file")):
+    """Write Airflow's users' passwords file (docker-compose's airflow-init runs this): the
+    notes user's password is the one in the conveyor_airflow_api Connection
+    (AIRFLOW_CONN_CONVEYOR_AIRFLOW_API), so the report task can write the run's note; the
+    admin's is kept, or generated on the first start."""
+    import os
+
+    from conveyor.stack import AIRFLOW_USER, NOTES_USER
+    from conveyor.stack import airflow_passwords as write_passwords
+
+    conn = json.loads(os.environ.get("AIRFLOW_CONN_CONVEYOR_AIRFLOW_API") or "{}")
+    if conn.get("login") != NOTES_USER or not conn.get("password"):
+        raise ValueError(
+            f"AIRFLOW_CONN_CONVEYOR_AIRFLOW_API must log in as {NOTES_USER!r} with a password"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_passwords(path, notes=conn["password"])
+    _emit({"passwords_file": str(path), "users": [AIRFLOW_USER, NOTES_USER]})
+
+
 @app.command()
 @_one_line_errors
 def demo(

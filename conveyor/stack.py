@@ -241,13 +241,16 @@ def airflow_password(settings: ConveyorSettings) -> str:
     return json.loads(path.read_text())[AIRFLOW_USER]
 
 
-def airflow_passwords(path: Path, admin: str | None = None) -> dict[str, str]:
-    """The Airflow users' passwords file (``{user: password}``, mode 0600): the admin's
-    (``admin`` when given, else kept or generated) and the notes user's, written before
-    Airflow starts so the report task's Connection can carry the latter."""
+def airflow_passwords(
+    path: Path, admin: str | None = None, notes: str | None = None
+) -> dict[str, str]:
+    """The Airflow users' passwords file (``{user: password}``, mode 0600): the admin's and
+    the notes user's (each as given, else kept or generated), written before Airflow starts
+    so the report task's Connection can carry the latter."""
     passwords = json.loads(path.read_text()) if path.exists() else {}
-    if admin is not None:
-        passwords[AIRFLOW_USER] = admin
+    for user, given in ((AIRFLOW_USER, admin), (NOTES_USER, notes)):
+        if given is not None:
+            passwords[user] = given
     for user in (AIRFLOW_USER, NOTES_USER):
         passwords.setdefault(user, secrets.token_urlsafe(16))
     path.write_text(json.dumps(passwords))

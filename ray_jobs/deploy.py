@@ -16,6 +16,7 @@ import json
 import logging
 import os
 
+from pipelines.lineage import Lineage, endpoint, model_version
 from pipelines.ray_auth import find_ray_token
 from pipelines.serving.rollout import ACTIONS, run_action
 from pipelines.serving.routing import TOKEN_ENV
@@ -47,8 +48,18 @@ def main(argv: list[str] | None = None) -> dict:
         ray_token=find_ray_token(),
     )
     result = run_action(target, args.action, args.model_version, args.fraction)
+    result["lineage"] = rollout_lineage(target, result["routing"]).as_dict()
     write_result(result)
     return result
+
+
+def rollout_lineage(target: ServeTarget, routing: dict) -> Lineage:
+    """The versions the endpoint routes to after the action (stable, canary, shadow) → it."""
+    routed = dict.fromkeys(routing.get(k) for k in ("stable", "canary", "shadow"))
+    return Lineage(
+        inputs=tuple(model_version(target.tracking_uri, target.model_name, v) for v in routed if v),
+        outputs=(endpoint(target.endpoint),),
+    )
 
 
 if __name__ == "__main__":

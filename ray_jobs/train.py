@@ -26,6 +26,7 @@ import torch
 
 from pipelines.catalog import get_use_case, learner_of
 from pipelines.data import lake
+from pipelines.lineage import Lineage, lake_partitions, location
 from pipelines.ml.evaluation import TimeSplit, holdout_report
 from pipelines.ml.features import Scaler
 from pipelines.ml.model import save_model_dir
@@ -438,6 +439,10 @@ def main(argv: list[str] | None = None) -> dict:
         params=params,
         train_dates=[d.isoformat() for d in days],
         manifests=manifests,
+        lineage=Lineage(
+            inputs=lake_partitions(args.lake, use_case.table.name, days),
+            outputs=(location(model_dir),),
+        ).as_dict(),
     ).as_dict()
     write_result(out)
     log.info("training done metrics=%s", json.dumps(metrics))

@@ -45,6 +45,7 @@ from conveyor_dag_factory.training import (
     training_params,
     with_default,
 )
+from conveyor_provider.lineage import lineage_task
 from conveyor_provider.operators.ray_job import RayJobOperator
 from conveyor_provider.operators.validation import DataValidationOperator
 from pipelines.usecase import UseCase
@@ -108,7 +109,7 @@ def build_run_dag(use_case: UseCase) -> DAG:
         },
     ) as dag:
 
-        @task
+        @lineage_task
         def ingest(params=None, run_id=None, **context) -> list[str]:
             from pipelines.data.ingest import days_to_ingest
 
@@ -139,7 +140,7 @@ def build_daily_dag(use_case: UseCase, *, catchup: bool = False) -> DAG:
         params=ingest_params(use_case),
     ) as dag:
 
-        @task
+        @lineage_task
         def ingest(partition_key=None, params=None, run_id=None) -> list[str]:
             return ingest_with_params(name, [partition_day(partition_key)], params, run_id)
 

@@ -63,9 +63,12 @@ def source_of(kind: str, settings, use_case_name: str) -> tuple[str, str | None]
 
 
 def ingest_with_params(use_case_name: str, days: list[dt.date], params, run_id: str) -> list[str]:
-    """Ingest ``days`` from the run's source Params; returns the dates committed."""
+    """Ingest ``days`` from the run's source Params; returns the dates committed, which are
+    the task's lineage outputs (so this runs inside a ``lineage_task``)."""
+    from conveyor_provider.lineage import report_lineage
     from pipelines.catalog import get_use_case
     from pipelines.data.ingest import ingest_days, source_arguments
+    from pipelines.lineage import Lineage, lake_partitions
     from pipelines.settings import get_settings
 
     use_case = get_use_case(use_case_name)
@@ -83,7 +86,9 @@ def ingest_with_params(use_case_name: str, days: list[dt.date], params, run_id: 
         run_id=run_id,
         **extra,
     )
-    return [r.date for r in results]
+    dates = [r.date for r in results]
+    report_lineage(Lineage(outputs=lake_partitions(settings.lake, use_case.table.name, dates)))
+    return dates
 
 
 def last_complete_day(context) -> dt.date:

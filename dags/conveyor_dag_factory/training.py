@@ -20,6 +20,7 @@ import logging
 
 from airflow.sdk import Param, task
 
+from conveyor_provider.lineage import lineage_task, report_lineage
 from conveyor_provider.operators.ray_job import RayJobOperator
 from conveyor_provider.operators.report import DECISION_KEY, RunReportOperator
 from pipelines.catalog import runtime_env_for
@@ -194,10 +195,12 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
         ),
     )
 
-    @task(trigger_rule="none_failed")
+    @lineage_task(trigger_rule="none_failed")
     def register(ti=None, run_id=None) -> dict:
         """Register the new training run as ``challenger`` (once per run), or, when ``plan``
-        skipped training, return the version trained on the same inputs."""
+        skipped training, return the version trained on the same inputs. Lineage: the
+        training's model directory → the model version."""
+        from pipelines.lineage import Lineage, location, model_version
         from pipelines.ml.registry import find_trained_version, register_training
 
         settings = use_case_settings(name)
@@ -207,15 +210,20 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
             found = find_trained_version(settings.tracking_uri, settings.model_name, fingerprint)
             if found is None:
                 raise RuntimeError(f"register: no trained version for fingerprint {fingerprint}")
-            return found.as_dict()
-        return register_training(
-            settings.tracking_uri,
-            settings.model_name,
-            train_result,
-            train_result["run_name"],
-            dag_run_id=run_id,
-            fingerprint=fingerprint,
-        ).as_dict()
+            registered, inputs = found, ()
+        else:
+            registered = register_training(
+                settings.tracking_uri,
+                settings.model_name,
+                train_result,
+                train_result["run_name"],
+                dag_run_id=run_id,
+                fingerprint=fingerprint,
+            )
+            inputs = (location(train_result["model_dir"]),)
+        version = model_version(settings.tracking_uri, registered.name, registered.version)
+        report_lineage(Lineage(inputs=inputs, outputs=(version,)))
+        return registered.as_dict()
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def promote(version: dict, params=None, ti=None) -> str | None:

@@ -27,6 +27,8 @@ class TrainingResult:
     manifests: dict[str, str] = field(default_factory=dict)
     """Partition date -> content hash of what was trained on."""
     status: str = "succeeded"
+    lineage: dict = field(default_factory=dict)
+    """``pipelines.lineage.Lineage.as_dict()``: the partitions read, the model directory written."""
 
     @classmethod
     def parse(cls, data: TrainingResult | dict) -> TrainingResult:

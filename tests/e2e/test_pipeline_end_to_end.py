@@ -6,6 +6,8 @@ Ray Serve, and this test then calls the endpoint itself.
 """
 
 import datetime as dt
+import json
+import os
 from pathlib import Path
 
 import httpx
@@ -19,17 +21,24 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(local_stack, airflow_home):
-    # Small data and few epochs: the quality bar is loosened accordingly.
+def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(
+    local_stack, airflow_home, tmp_path
+):
+    # Small data and few epochs: the quality bar is loosened accordingly. OpenLineage on, with
+    # the file transport (its events are checked below); the later runs leave it off.
     conf = {"days": 2, "machines": 8, "epochs": 2, "num_workers": 2, "min_f1": 0.3}
+    events = tmp_path / "openlineage.jsonl"
+    transport = {"type": "file", "log_file_path": str(events), "append": True}
     result, stdout, _ = airflow_home.run_dag(
         ROOT / "dags" / "use_cases.py",
         "predictive_maintenance",
         "2026-11-03T00:00:00+00:00",
         conf,
+        env={"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)},
     )
     assert result["state"] == "success", f"{result}\n{stdout[-6000:]}"
     assert set(result["tasks"].values()) == {"success"}, result
+    _assert_lineage_chain(events, local_stack)
 
     # Two partitions in the lake, one model version in the registry.
     lake_dates = sorted(p.name for p in (Path(local_stack.lake) / "telemetry").iterdir())
@@ -149,3 +158,30 @@ def _report_markdown(settings, run_id: str) -> str:
     return (
         report_dir(settings.reports_dir, "predictive_maintenance", run_id) / "report.md"
     ).read_text()
+
+
+def _assert_lineage_chain(events: Path, local_stack) -> None:
+    """The run's OpenLineage events link partition → model directory → model version →
+    endpoint: each task's outputs are the next one's inputs, named the same way."""
+    done = {}
+    for line in events.read_text().splitlines():
+        event = json.loads(line)
+        if event["eventType"] == "COMPLETE" and "." in event["job"]["name"]:
+            done[event["job"]["name"].split(".", 1)[1]] = event
+
+    def named(task: str, side: str) -> set[tuple[str, str]]:
+        assert task in done, f"no COMPLETE event for {task}; got {sorted(done)}"
+        return {(d["namespace"], d["name"]) for d in done[task][side]}
+
+    lake_root = os.path.abspath(local_stack.lake)
+    partitions = {("file", f"{lake_root}/telemetry/date=2026-11-0{d}") for d in (1, 2)}
+    assert named("ingest", "outputs") == partitions
+    assert named("validate", "inputs") == partitions
+    assert named("train", "inputs") == partitions
+    model_dir = named("train", "outputs")
+    assert len(model_dir) == 1 and named("register", "inputs") == model_dir
+    (version,) = named("register", "outputs")
+    assert version[1] == f"models/{local_stack.model_name}/versions/1", version
+    assert named("deploy", "inputs") == {version}
+    (served,) = named("deploy", "outputs")
+    assert served[0].startswith("http://") and served[1] == local_stack.serve_route_prefix

@@ -113,3 +113,40 @@ def test_ray_runs_with_token_auth_and_airflow_gets_the_token_by_its_connection(c
         connection = json.loads(environment["AIRFLOW_CONN_CONVEYOR_RAY"])
         assert connection["password"].startswith("${RAY_AUTH_TOKEN:?")
         assert "RAY_AUTH_TOKEN" not in environment  # the Connection is its only way in
+
+
+def test_the_report_task_can_write_the_run_note_as_the_notes_user(compose, tmp_path, monkeypatch):
+    """The Connection's user exists with role User, and airflow-init writes its password into
+    the auth manager's file (the CLI command it runs, here on a scratch file)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from conveyor.cli import app
+    from conveyor.stack import NOTES_USER
+
+    services = compose["services"]
+    for component in AIRFLOW_COMPONENTS:
+        environment = services[f"airflow-{component}"]["environment"]
+        users = environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",")
+        assert f"{NOTES_USER}:user" in users
+        connection = json.loads(environment["AIRFLOW_CONN_CONVEYOR_AIRFLOW_API"])
+        assert connection["login"] == NOTES_USER
+        assert connection["password"].startswith("${AIRFLOW_NOTES_PASSWORD:?")
+    init = services["airflow-init"]["command"]
+    passwords_file = services["airflow-api-server"]["environment"][
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+    ]
+    assert f"conveyor airflow-passwords {passwords_file}" in init
+
+    conn = {**connection, "password": "from-dotenv"}
+    monkeypatch.setenv("AIRFLOW_CONN_CONVEYOR_AIRFLOW_API", json.dumps(conn))
+    path = tmp_path / "passwords.json"
+    result = CliRunner().invoke(app, ["airflow-passwords", str(path)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(path.read_text())
+    assert written[NOTES_USER] == "from-dotenv" and written["admin"]
+    assert path.stat().st_mode & 0o077 == 0  # readable by Airflow's user only
+    monkeypatch.delenv("AIRFLOW_CONN_CONVEYOR_AIRFLOW_API")
+    result = CliRunner().invoke(app, ["airflow-passwords", str(path)])
+    assert result.exit_code == 1 and "must log in as 'conveyor'" in result.output

@@ -8,7 +8,8 @@
   streaming the job's output into the task log.
 - Killing the task (mark failed/success, clear, timeout) stops the job with ``stop_job``.
 - The job writes its result as JSON to shared storage (``ray_jobs.contract``); it becomes the
-  task's XCom. Nothing is parsed out of stdout.
+  task's XCom. Nothing is parsed out of stdout. Its ``lineage`` key (what the job read and
+  wrote, ``pipelines.lineage``) becomes the task's OpenLineage inputs and outputs.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
 from conveyor_provider.hooks.ray_jobs import TERMINAL, RayJobsHook, submission_id_for
+from conveyor_provider.lineage import ReportsLineage
 from conveyor_provider.links.ray_job import RAY_JOB_URL_KEY, RayJobLink
 from conveyor_provider.triggers.ray_job import RayJobTrigger
+from pipelines.lineage import Lineage
 from pipelines.ray_jobs_client import DEFAULT_EXCLUDES, PROJECT_ROOT, project_runtime_env
 
 __all__ = ["DEFAULT_EXCLUDES", "PROJECT_ROOT", "RayJobOperator"]
@@ -34,7 +37,7 @@ SUBMISSION_ID_KEY = "ray_submission_id"
 TRIGGER_GRACE = timedelta(minutes=1)
 
 
-class RayJobOperator(BaseOperator):
+class RayJobOperator(ReportsLineage, BaseOperator):
     """Run ``entrypoint`` on the Ray cluster of connection ``ray_conn_id``.
 
     ``runtime_env`` is merged over the default (``working_dir`` = this project); the
@@ -133,7 +136,10 @@ class RayJobOperator(BaseOperator):
         result_path = self._result_path(submission_id)
         if not result_path.exists():
             raise AirflowException(f"Ray job {submission_id} wrote no result at {result_path}")
-        return json.loads(result_path.read_text())
+        result = json.loads(result_path.read_text())
+        if isinstance(result, dict):
+            self.lineage = Lineage.from_dict(result.get("lineage"))
+        return result
 
     def _remember(self, context, submission_id: str) -> None:
         """Record the job for the "Ray job" link and Airflow's task state store."""

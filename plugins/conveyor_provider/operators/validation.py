@@ -5,7 +5,7 @@ table, keeps results in the use case's own folder (``<validation_dir>/<use case>
 run ids repeat across DAGs), hands that folder to the report (XCom ``validation_dir``),
 publishes the run's Data Docs page as the task's "Data Docs" link, and fails the task without
 retries (the data will not change) when any partition failed a critical expectation, so
-training and deployment do not run.
+training and deployment do not run. Its OpenLineage inputs are the partitions it read.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import datetime as dt
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from conveyor_provider.lineage import ReportsLineage
 from conveyor_provider.links.data_docs import DATA_DOCS_PREFIX, DATA_DOCS_URL_KEY, DataDocsLink
 
 VALIDATION_DIR_KEY = "validation_dir"
 
 
-class DataValidationOperator(BaseOperator):
+class DataValidationOperator(ReportsLineage, BaseOperator):
     """Validate ``dates`` (YYYY-MM-DD strings, or an XComArg of them) of ``use_case``'s table
     with its suite; returns the dates."""
 
@@ -48,6 +49,7 @@ class DataValidationOperator(BaseOperator):
 
         from pipelines.catalog import get_use_case
         from pipelines.data.validation import run_label, suite_path_for, validate_days
+        from pipelines.lineage import Lineage, lake_partitions
         from pipelines.settings import get_settings
 
         settings = get_settings()
@@ -56,8 +58,10 @@ class DataValidationOperator(BaseOperator):
         suite, table = suite_path_for(use_case), use_case.table.name
         result_dir = served / use_case.name
         days = [dt.date.fromisoformat(str(d)) for d in self.dates]
+        lake_root = self.lake_root or settings.lake
+        self.lineage = Lineage(inputs=lake_partitions(lake_root, table, days))
         reports = validate_days(
-            self.lake_root or settings.lake,
+            lake_root,
             days,
             result_dir,
             run_id=context["run_id"],

@@ -124,3 +124,13 @@ def test_on_kill_stops_the_job(tmp_path):
         op.execute(_context())
     op.on_kill()
     assert hook.stopped == ["job-a"]
+
+
+def test_the_jobs_lineage_becomes_the_tasks_openlineage_datasets(tmp_path):
+    lineage = {"inputs": [["file", "/lake/t/date=2026-11-01"]], "outputs": [["file", "/m"]]}
+    (tmp_path / "job-a.json").write_text(json.dumps({"lineage": lineage}))
+    op = _operator(tmp_path, RecordedHook(("job-a", True), "SUCCEEDED"))
+    op.execute(_context())
+    facets = op.get_openlineage_facets_on_complete(task_instance=None)
+    assert [(d.namespace, d.name) for d in facets.inputs] == [("file", "/lake/t/date=2026-11-01")]
+    assert [(d.namespace, d.name) for d in facets.outputs] == [("file", "/m")]

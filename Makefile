@@ -57,7 +57,7 @@ test: lint ## The whole suite: lint, unit, integration and e2e (real Ray, Airflo
 # The CPU benchmarks, in the order of bench/README.md (about 30 minutes on two cores). Not part
 # of `make test`: they print ratios, and a shared machine's noise is no reason to fail a build.
 BENCHES ?= ingest_vs_pyarrow validation_vs_pandas train_ray_vs_torchrun ray_data_feed_rate serve_latency \
-	train_images serve_images
+	train_images serve_images train_scale
 
 bench: $(STAMP) ## Run the benchmarks (side-by-side ratios); one: `make bench BENCHES=serve_latency`
 	@for name in $(BENCHES); do echo "== bench.$$name"; $(BIN)/python -m bench.$$name || exit 1; done

@@ -27,7 +27,8 @@ import torch
 from pipelines.catalog import get_use_case, learner_of
 from pipelines.data import lake
 from pipelines.lineage import Lineage, lake_partitions, location
-from pipelines.ml.evaluation import TimeSplit, holdout_report
+from pipelines.ml import streaming
+from pipelines.ml.evaluation import holdout_report
 from pipelines.ml.features import Scaler
 from pipelines.ml.model import save_model_dir
 from pipelines.ml.result import TrainingResult
@@ -36,6 +37,27 @@ from ray_jobs.contract import run_key, write_result
 log = logging.getLogger("conveyor.train")
 
 CHECKPOINT_FILE = "state.pt"
+
+
+def return_freed_memory() -> None:
+    """Make glibc hand large freed buffers back to the OS at once.
+
+    Each batch allocates and frees buffers of a few megabytes. glibc raises its mmap threshold
+    after the first such buffer is freed, so the later ones come from the heap and stay
+    there: the process's memory then grows with the number of batches, not their size. A
+    fixed threshold (which also stops that adjustment) keeps the driver and the workers at
+    what one batch needs. No effect where the C library is not glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 1 << 20)
+        libc.mallopt(m_trim_threshold, 1 << 20)
+    except (OSError, AttributeError):
+        pass
 
 
 def _in_ray_train() -> bool:
@@ -82,7 +104,11 @@ def training_rows(config: dict):
             "target": learner.targets(batch),
         }
 
-    return ray.data.read_parquet(files).map_batches(to_tensors, batch_format="pandas")
+    # Blocks of BATCH_ROWS rows, not one per partition file: a worker maps the blocks it
+    # reads (plus those prefetched), so their size, not a day's rows, sets its memory.
+    return ray.data.read_parquet(files).map_batches(
+        to_tensors, batch_format="pandas", batch_size=streaming.BATCH_ROWS
+    )
 
 
 def _local_batches(config: dict, rank: int, world: int, device):
@@ -131,27 +157,45 @@ def iterate_batches(data, batch_size: int, seed: int, device):
             yield features[start : start + batch_size], target[start : start + batch_size]
 
 
+WORKER_CACHE_MB = 64
+"""Default of ``--worker-cache-mb``: the largest shard a worker keeps in its own memory."""
+
+
 def _ray_data_batches(config: dict, rank: int, device):
     """Batches from this worker's shard of the ``train`` dataset (Ray Data).
 
-    Unless the run streams its data (``--streaming-data``), the shard is read once and kept in
-    the worker's memory: each later epoch only reshuffles it. Iterating a Ray Data split costs a
-    fixed cost per epoch (a streaming split's start-up), which would dominate small epochs.
+    A shard up to ``worker_cache_bytes`` is read once and kept in the worker's memory: each
+    later epoch only reshuffles it (iterating a Ray Data split has a fixed cost per epoch, a
+    streaming split's start-up, which would dominate small epochs). A larger shard, or a run
+    that streams its data (``--streaming-data``), is read from the object store every epoch,
+    shuffled within windows, so the worker holds a few windows whatever the data's size.
     """
     import ray.train
 
     shard = ray.train.get_dataset_shard("train")
     seed = int(config.get("seed", 0)) * 1000 + rank
     batch_size = int(config["batch_size"])
+    budget = int(config.get("worker_cache_bytes", WORKER_CACHE_MB * 1024**2))
     cache: list[torch.Tensor] = []
+    stream_each_epoch = [bool(config.get("streaming_data"))]
 
     def epoch_batches(epoch: int):
-        if config.get("streaming_data"):
+        if stream_each_epoch[0]:
             yield from iterate_batches(shard, batch_size, seed + 10 * epoch, device)
             return
         if not cache:
-            parts = list(iterate_batches(shard, batch_size, seed, torch.device("cpu")))
+            windows = iterate_batches(shard, batch_size, seed, torch.device("cpu"))
+            parts, size = [], 0
+            for x, y in windows:
+                parts.append((x, y))
+                size += x.nbytes + y.nbytes
+                if size > budget:  # too large to keep: this epoch and the next stream
+                    stream_each_epoch[0] = True
+                    yield from parts
+                    yield from windows
+                    return
             cache.extend([torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])])
+            del parts
         features, target = cache
         generator = torch.Generator().manual_seed(seed + 10 * epoch)
         order = torch.randperm(len(target), generator=generator)
@@ -178,6 +222,7 @@ def run_local(config: dict) -> dict:
 
 
 def _train(config: dict):
+    return_freed_memory()
     torch.manual_seed(int(config.get("seed", 0)))
     distributed = _in_ray_train()
     rank, world = 0, 1
@@ -241,11 +286,40 @@ def _train(config: dict):
             "train_loss": total / max(count, 1),
             "epoch_seconds": time.perf_counter() - started,
             "rows": count,
+            "worker_peak_rss_bytes": _largest_peak_rss(world if distributed else 1, device),
         }
         history.append(metrics)
         if distributed:
             _report_epoch(model, optimizer, epoch, metrics, rank, history)
     return _unwrap(model), history
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far: ``VmHWM`` of its own address space.
+
+    Not ``ru_maxrss``: Linux carries the parent's resident size over a fork and exec into
+    it, so a driver started by a large process would report that process's memory.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _largest_peak_rss(world: int, device) -> int:
+    """The largest peak RSS among the training workers (every rank takes part)."""
+    peak = peak_rss_bytes()
+    if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        value = torch.tensor([peak], dtype=torch.int64, device=device)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+        peak = int(value.item())
+    return peak
 
 
 def _unwrap(model):
@@ -272,13 +346,18 @@ def _report_epoch(model, optimizer, epoch: int, metrics: dict, rank: int, histor
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def _score(learner, state_dict: dict, hidden: int, scaler: Scaler, frame) -> np.ndarray:
+def scorer(learner, state_dict: dict, hidden: int, scaler: Scaler):
+    """The trained network as a function of rows (a frame) to the learner's scores."""
     model = learner.build_model(len(learner.feature_names), hidden=hidden)
     model.load_state_dict(state_dict)
     model.eval()
-    features = torch.from_numpy(scaler.transform(learner.features(frame)))
-    with torch.inference_mode():
-        return learner.scores(model(features).squeeze(-1)).numpy()
+
+    def score(frame) -> np.ndarray:
+        features = torch.from_numpy(scaler.transform(learner.features(frame)))
+        with torch.inference_mode():
+            return learner.scores(model(features).squeeze(-1)).numpy()
+
+    return score
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -302,6 +381,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="re-read the lake every epoch instead of caching it (data beyond the object store)",
     )
     parser.add_argument(
+        "--worker-cache-mb",
+        type=int,
+        default=WORKER_CACHE_MB,
+        help="a worker keeps its shard in memory up to this size, else streams every epoch",
+    )
+    parser.add_argument(
         "--placement-strategy",
         choices=["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"],
         default="PACK",
@@ -321,6 +406,7 @@ def _use_gpu(choice: str) -> bool:
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = parse_args(argv)
+    return_freed_memory()
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -333,11 +419,18 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("train: --dates names no partition")
     files = lake.partition_files(args.lake, days, table.name)
     manifests = {d.isoformat(): lake.read_manifest(args.lake, d, table.name).sha256 for d in days}
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    split = TimeSplit.of(frame, table.time_column, learner.split_group)
-    train_rows = split.train(frame)
-    scaler = Scaler.fit(learner.features(train_rows), learner.feature_names)
-    pos_weight = learner.pos_weight(learner.targets(train_rows))
+    # The driver never holds the lake: the split from one read of the time column, the
+    # statistics from one streamed pass over the training files (pipelines.ml.streaming).
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
+    scanned = streaming.scan(files, table.time_column, learner.split_group)
+    split = scanned.split()
+    train_files = scanned.files_before(split.train_until)
+    statistics = streaming.training_statistics(train_files, split, learner, seed=args.seed)
+    scaler = statistics.scaler
+    pos_weight = learner.pos_weight(statistics.targets)
+    phases["prepare_seconds"] = time.perf_counter() - started
+    phases["prepare_peak_rss_bytes"] = peak_rss_bytes()
 
     ray.init(ignore_reinit_error=True)
     use_gpu = _use_gpu(args.use_gpu)
@@ -345,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict:
     log.info(
         "training name=%s rows=%d workers=%d gpu=%s",
         name,
-        len(train_rows),
+        statistics.rows,
         args.num_workers,
         use_gpu,
     )
@@ -353,7 +446,8 @@ def main(argv: list[str] | None = None) -> dict:
         "use_case": use_case.name,
         "ray_data": True,
         "streaming_data": args.streaming_data,
-        "files": files,
+        "worker_cache_bytes": args.worker_cache_mb * 1024**2,
+        "files": train_files,
         "train_until": split.train_until.isoformat(),
         "scaler": scaler.as_dict(),
         "epochs": args.epochs,
@@ -384,17 +478,29 @@ def main(argv: list[str] | None = None) -> dict:
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
+    started = time.perf_counter()
     result = trainer.fit()
+    phases["fit_seconds"] = time.perf_counter() - started
+    phases["fit_peak_rss_bytes"] = peak_rss_bytes()
     with result.checkpoint.as_directory() as directory:
         state = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=True)
 
-    def score(rows: pd.DataFrame) -> np.ndarray:
-        return _score(learner, state["model"], hidden, scaler, rows)
-
-    validation, holdout = split.validation(frame), split.holdout(frame)
-    threshold = learner.choose_threshold(score(validation), learner.targets(validation))
-    metrics = holdout_report(score, holdout, threshold, learner)
-    baseline = learner.baseline(train_rows, validation, holdout)
+    # Validation and holdout scored batch by batch; only their scores and the learner's
+    # evaluation columns stay (pipelines.ml.streaming).
+    started = time.perf_counter()
+    score = scorer(learner, state["model"], hidden, scaler)
+    later_files = scanned.files_from(split.train_until)
+    validation, holdout = streaming.evaluate_splits(
+        later_files, split, learner, score, seed=args.seed
+    )
+    threshold = learner.choose_threshold(validation.scores, learner.targets(validation.rows))
+    metrics = holdout_report(holdout.score_of, holdout.rows, threshold, learner)
+    phases["evaluate_seconds"] = time.perf_counter() - started
+    phases["evaluate_peak_rss_bytes"] = peak_rss_bytes()
+    started = time.perf_counter()
+    baseline = learner.baseline(statistics.baseline_sample, validation.sample, holdout.sample)
+    phases["baseline_seconds"] = time.perf_counter() - started
+    phases["driver_peak_rss_bytes"] = peak_rss_bytes()
     history = list(state.get("history", []))
     metrics["final_train_loss"] = history[-1]["train_loss"] if history else float("nan")
     params = {k: v for k, v in vars(args).items() if k not in ("lake", "storage_path")}
@@ -405,6 +511,7 @@ def main(argv: list[str] | None = None) -> dict:
         "baseline_logistic_regression": baseline,
         "split": split.as_dict(),
         "history": history,
+        "phases": phases,
     }
     save_model_dir(
         model_dir,
@@ -422,9 +529,13 @@ def main(argv: list[str] | None = None) -> dict:
         },
         learner,
     )
-    kept = learner.headline_rows(holdout)
+    kept = learner.headline_rows(holdout.rows)
     learner.figures(
-        score(kept), learner.targets(kept), threshold, model_dir / "evaluation", rows=kept
+        holdout.score_of(kept),
+        learner.targets(kept),
+        threshold,
+        model_dir / "evaluation",
+        rows=kept,
     )
     (model_dir / "evaluation" / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
     out = TrainingResult(
@@ -439,6 +550,7 @@ def main(argv: list[str] | None = None) -> dict:
         params=params,
         train_dates=[d.isoformat() for d in days],
         manifests=manifests,
+        phases=phases,
         lineage=Lineage(
             inputs=lake_partitions(args.lake, use_case.table.name, days),
             outputs=(location(model_dir),),

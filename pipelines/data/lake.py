@@ -93,9 +93,14 @@ def _put(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
             os.unlink(tmp)
 
 
+ROW_GROUP_ROWS = 65_536
+"""Rows per Parquet row group: a reader that streams a partition (training's driver, Ray
+Data) decodes one row group at a time, so this, not a day's rows, bounds what it holds."""
+
+
 def table_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     return sink.getvalue().to_pybytes()
 
 

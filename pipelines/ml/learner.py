@@ -144,6 +144,12 @@ class Learner:
         their ``probabilities``; shown in the report and kept with the model."""
         return {}
 
+    evaluation_columns: ClassVar[tuple[str, ...]] = ()
+    """The lake columns ``targets``, ``headline_rows``, ``extra_metrics`` and ``figures``
+    read. Training keeps only these (and each row's scores) of the validation and holdout
+    rows, so evaluating does not hold the lake (``pipelines.ml.streaming``); empty: every
+    column is kept."""
+
     # How it is trained -----------------------------------------------------------------
     split_group: ClassVar[str | None] = None
     """A column whose groups (a production lot, a patient) must not straddle the time split:

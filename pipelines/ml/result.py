@@ -20,13 +20,17 @@ class TrainingResult:
     checkpoint: str | None = None
     baseline: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
-    """One entry per epoch: ``epoch``, ``train_loss``, ``epoch_seconds``, ``rows``."""
+    """One entry per epoch: ``epoch``, ``train_loss``, ``epoch_seconds``, ``rows``,
+    ``worker_peak_rss_bytes`` (the largest training worker's peak so far)."""
     split: dict = field(default_factory=dict)
     """``train_until`` and ``holdout_from`` (ISO timestamps)."""
     params: dict = field(default_factory=dict)
     manifests: dict[str, str] = field(default_factory=dict)
     """Partition date -> content hash of what was trained on."""
     status: str = "succeeded"
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase of the job (prepare: split and statistics; fit; evaluate; baseline)
+    and the driver's peak resident memory (``driver_peak_rss_bytes``)."""
     lineage: dict = field(default_factory=dict)
     """``pipelines.lineage.Lineage.as_dict()``: the partitions read, the model directory written."""
 

@@ -116,6 +116,7 @@ class FailureLearner(Learner):
     inputs = INPUT_COLUMNS
     feature_names = FEATURE_NAMES
     target = TARGET
+    evaluation_columns = tuple(LABEL_COLUMNS)
     score_field = "failure_probability"
     decision_field = "failure"
     sample_records = SAMPLE_RECORDS

@@ -287,6 +287,9 @@ def _train(config: dict):
             "epoch_seconds": time.perf_counter() - started,
             "rows": count,
             "worker_peak_rss_bytes": _largest_peak_rss(world if distributed else 1, device),
+            # Which checkpoint this attempt started from (0: from scratch), kept in the
+            # history so a resumed run shows in its result, not only in a worker's log.
+            "resumed_from_epoch": start_epoch,
         }
         history.append(metrics)
         if distributed:

@@ -21,7 +21,9 @@ class TrainingResult:
     baseline: dict = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     """One entry per epoch: ``epoch``, ``train_loss``, ``epoch_seconds``, ``rows``,
-    ``worker_peak_rss_bytes`` (the largest training worker's peak so far)."""
+    ``worker_peak_rss_bytes`` (the largest training worker's peak so far),
+    ``resumed_from_epoch`` (the epoch the attempt that ran it started at: 0 unless Ray Train
+    restarted the workers, or a retried job, from a checkpoint)."""
     split: dict = field(default_factory=dict)
     """``train_until`` and ``holdout_from`` (ISO timestamps)."""
     params: dict = field(default_factory=dict)

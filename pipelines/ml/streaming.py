@@ -162,7 +162,7 @@ class BottomK:
         rows = batch if self.rows is None else pd.concat([self.rows, batch], ignore_index=True)
         if len(keys) > self.k:
             keep = np.sort(np.argpartition(keys, self.k)[: self.k])
-            keys, rows = keys[keep], rows.iloc[keep].reset_index(drop=True)
+            keys, rows = keys[keep], rows.iloc[keep]
         self.keys, self.rows = keys, rows.reset_index(drop=True)
 
     def sample(self) -> pd.DataFrame:

@@ -3,8 +3,8 @@
 The same training job runs on a small lake and on one with about a hundred times the rows;
 the driver's peak resident memory (the job reports its own ``VmHWM``) may exceed the
 small run's only by ``ALLOWANCE``, the cap this test sets: batches, bounded baseline samples
-and the metrics' columns (about 150 MB more were seen). The collect-to-driver path it
-replaced held every row and fails here (seen: 556 MB -> 962 MB, +405 MB).
+and the metrics' columns. The collect-to-driver path it replaced held every row and fails
+here (docs/perf-log.md).
 
 A cap by ``setrlimit`` on the driver is not usable: Ray and PyTorch reserve gigabytes of
 address space they never touch, so RLIMIT_AS kills a healthy driver; the peak RSS is the

@@ -127,10 +127,10 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, 
     assert f"pid={victim})" in logs, f"the killed process {victim} was not a training worker"
     chaos, clean = _result(results, sid), _result(results, reference)
     assert [h["epoch"] for h in chaos["history"]] == list(range(CHAOS_EPOCHS))
-    # Read from the result, not the job log: a worker's log line reaches the job log through
-    # Ray's log forwarding, which a CI run once saw drop the "resuming" line of a run that
-    # had resumed. A checkpoint was registered before the kill, so the restart resumes from
-    # it (or a newer one), never from scratch.
+    # Read from the result, where every epoch says which epoch its attempt started at (a
+    # worker's log line reaches the job log only through Ray's log forwarding). A checkpoint
+    # was registered before the kill, so the restart resumes from it or a newer one, never
+    # from scratch.
     starts = [h["resumed_from_epoch"] for h in chaos["history"]]
     assert starts[0] == 0 and max(starts) >= 1, starts
     assert {h["resumed_from_epoch"] for h in clean["history"]} == {0}

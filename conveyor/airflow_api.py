@@ -65,6 +65,20 @@ class AirflowAPI:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
         return self._call("GET", path).json()["task_instances"]
 
+    def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
+        """The UI's "Mark as failed / success / skipped" on one task instance."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        self._call("PATCH", path, json={"new_state": state})
+
+    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """The UI's "Clear" on one task instance, whatever its state: it runs again."""
+        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "only_failed": False}
+        self._call("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)
+
+    def set_run_state(self, dag_id: str, run_id: str, state: str) -> None:
+        """The UI's "Mark run as failed / success / queued"."""
+        self._call("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": state})
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
         return self._call("GET", path, params={"deserialize": True}).json()["value"]

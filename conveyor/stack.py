@@ -310,8 +310,11 @@ AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 def airflow_server_env(
     settings: ConveyorSettings, sql_alchemy_conn: str, password: str, jwt_secret: str
 ) -> dict[str, str]:
-    """Airflow as on a server: a PostgreSQL metadata DB, LocalExecutor, each component its
-    own process (the docker-compose services run the same commands with the same settings)."""
+    """Airflow as on a server: a PostgreSQL metadata DB, each component its own process (the
+    docker-compose services run the same commands with the same settings), tasks run by
+    ``settings.airflow_executor``: LocalExecutor, or CeleryExecutor with the broker and queue
+    of the settings and task results in the metadata DB (start the workers with
+    ``start_celery_worker``)."""
     home = settings.home_dir / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     passwords = home / "passwords.json"
@@ -324,12 +327,23 @@ def airflow_server_env(
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": sql_alchemy_conn.replace(
                 "postgresql+psycopg://", "postgresql+psycopg_async://"
             ),
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # One promotion at a time per model, across every worker host: advisory locks
+            # on the metadata DB (pipelines.locks).
+            "CONVEYOR_LOCK_DATABASE_URL": sql_alchemy_conn,
+            "AIRFLOW__CORE__EXECUTOR": settings.airflow_executor,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_base_url}/execution/",
         }
     )
+    if settings.airflow_executor == "CeleryExecutor":
+        env.update(
+            {
+                "AIRFLOW__CELERY__BROKER_URL": settings.celery_broker_url,
+                "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{sql_alchemy_conn}",
+                "AIRFLOW__OPERATORS__DEFAULT_QUEUE": settings.celery_queue,
+            }
+        )
     return env
 
 
@@ -345,6 +359,49 @@ def migrate_airflow_db(settings: ConveyorSettings, env: dict[str, str]) -> None:
         )
     if done.returncode != 0:
         raise StackError(f"airflow db migrate failed (exit {done.returncode}); see {log_path}")
+
+
+def start_celery_worker(
+    settings: ConveyorSettings,
+    name: str,
+    env: dict[str, str],
+    log_server_port: int,
+    concurrency: int = 2,
+    timeout: float = 300.0,
+) -> ServiceRecord:
+    """``airflow celery worker`` as its own process, named ``name`` (several may run on one
+    machine, each with its own log server port), taking tasks from ``settings.celery_queue``;
+    ready when Celery has connected it to the broker and it waits for tasks."""
+    log_path = settings.home_dir / "logs" / f"airflow-celery-{name}.log"
+    argv = [
+        _bin("airflow"),
+        "celery",
+        "worker",
+        "--celery-hostname",
+        f"{name}@%h",
+        "--queues",
+        settings.celery_queue,
+        "--concurrency",
+        str(concurrency),
+        "--pid",
+        str(settings.home_dir / f"airflow-celery-{name}.pid"),
+    ]
+    worker_env = {**env, "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_server_port)}
+
+    def ready() -> bool:
+        return log_path.exists() and " ready." in log_path.read_text(errors="replace")
+
+    return start_service(
+        f"airflow-celery-{name}",
+        argv,
+        log_path,
+        worker_env,
+        settings.airflow_base_url,
+        ready,
+        timeout,
+        what=f"Airflow Celery worker {name}",
+        cwd=PROJECT_ROOT,
+    )
 
 
 def start_airflow_component(

@@ -68,6 +68,22 @@ class ConveyorSettings(BaseSettings):
     the api-server's secret on each request)."""
     airflow_trigger_log_port: int = 8794
     """The triggerer's log server, the same way."""
+    airflow_executor: Literal["LocalExecutor", "CeleryExecutor"] = "LocalExecutor"
+    """Airflow on a server (``conveyor.stack.airflow_server_env``): the LocalExecutor runs
+    tasks on the scheduler's machine; the CeleryExecutor on ``airflow celery worker``
+    processes on any machine, through ``celery_broker_url``, with results in the metadata
+    DB. The embedded demo (``airflow standalone``) always runs the LocalExecutor."""
+    celery_broker_url: str = "redis://127.0.0.1:6379/0"
+    celery_queue: str = "default"
+    """The Celery queue Airflow sends tasks to and the workers take them from (a deployment
+    sharing its broker with another one gives each its own)."""
+
+    lock_database_url: str | None = None
+    """A PostgreSQL URL (``postgresql://`` or Airflow's ``postgresql+psycopg://`` form) for the
+    locks that must hold across machines (one promotion at a time per model): session
+    advisory locks on that database. Point it at Airflow's metadata DB when Airflow workers
+    run on several hosts (docker-compose and the real stack do). Unset: file locks under
+    ``<home>/locks``, which hold on one machine or a shared POSIX mount."""
 
     use_case: str | None = None
     """The use case these settings are for (``for_use_case`` sets it)."""
@@ -150,6 +166,12 @@ class ConveyorSettings(BaseSettings):
         from pipelines.serving.target import target_from_settings
 
         return f"--target {shlex.quote(target_from_settings(self).to_json())}"
+
+    def lock(self, name: str):
+        """The ``pipelines.locks.Lock`` called ``name``, where these settings keep locks."""
+        from pipelines.locks import Lock
+
+        return Lock(name, str(self.home_dir / "locks"), self.lock_database_url)
 
     @property
     def runs_dir(self) -> Path:

@@ -237,6 +237,8 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
 
         settings = use_case_settings(name)
         spec = get_use_case(name)
+        lock = settings.lock(f"promote-{version['name']}")
+        log.info("one promotion at a time for %s: %s", version["name"], lock.scope)
         decision = decide(
             settings.tracking_uri,
             version["name"],
@@ -248,7 +250,7 @@ def train_register_serve(use_case: UseCase, dates, *, dates_task: str) -> None:
                 params["promotion_margin"],
                 floors={metric: params[f"min_{metric}"] for metric in spec.gate.floors},
             ),
-            lock_path=settings.home_dir / "locks" / f"promote-{version['name']}.lock",
+            lock=lock,
         )
         ti.xcom_push(key=DECISION_KEY, value=decision.as_dict())
         log.info("%s: %s", "promoted" if decision.promoted else "not promoted", decision.reason)

@@ -7,8 +7,10 @@ challenger's holdout rows, read from the lake, scored by both models with their 
 thresholds. Otherwise the champion stays, and the decision
 says why in one line.
 
-Decisions are serialised by a lock file on shared storage: the second of two concurrent
-promotions sees the first one's result and must beat it, so there is exactly one winner.
+Decisions for one model are serialised by a lock (``pipelines.locks.Lock``: a PostgreSQL
+advisory lock when Airflow workers run on several machines, else a file lock): the second of
+two concurrent promotions sees the first one's result and must beat it, so there is exactly
+one winner, and the loser's reason names the champion it lost to.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ import datetime as dt
 import logging
 import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import pandas as pd
 
-from pipelines.locks import exclusive
+from pipelines.locks import Lock
 from pipelines.ml.registry import CHAMPION, _client, download_version
 from pipelines.usecase import Gate, TableSpec, UseCase
 
 log = logging.getLogger(__name__)
+
+PROMOTED_OVER_TAG = "promoted_over"
+"""Set on a version when it takes the champion alias: the champion it replaced ("" for none)."""
 
 
 @dataclass(frozen=True)
@@ -83,16 +87,17 @@ def promote(
     *,
     use_case: UseCase,
     gate: Gate,
-    lock_path: str | Path,
+    lock: Lock,
 ) -> PromotionDecision:
     """Decide whether ``version`` becomes champion, and move the alias if it does. ``gate`` is
-    the use case's (``use_case.gate``) with the run's bar and margin."""
+    the use case's (``use_case.gate``) with the run's bar and margin; ``lock`` is held from
+    reading the champion to moving the alias."""
     from pipelines.catalog import learner_of
 
     version = str(version)
     learner = learner_of(use_case)
     metric = gate.metric
-    with exclusive(lock_path):
+    with lock.held():
         before = champion_version(tracking_uri, model_name)
         holdout = holdout_of(tracking_uri, model_name, version, lake_root, use_case.table)
         challenger = _score_version(tracking_uri, model_name, version, holdout, learner)
@@ -132,7 +137,10 @@ def promote(
                     f" {gate.margin:.3f} on the same holdout",
                     champion,
                 )
-        _client(tracking_uri).set_registered_model_alias(model_name, CHAMPION, version)
+        client = _client(tracking_uri)
+        client.set_registered_model_alias(model_name, CHAMPION, version)
+        # The alias history, one link per promotion: whom this version replaced.
+        client.set_model_version_tag(model_name, version, PROMOTED_OVER_TAG, before or "")
         return decide(
             True,
             f"v{version} is the new champion: {gate.explain(value)}"

@@ -1,14 +1,15 @@
 """Airflow as on a server, for real: a PostgreSQL metadata DB, LocalExecutor, and the
 api-server, scheduler, dag-processor and triggerer as separate processes, next to the test
 Ray head and MLflow. The pipeline is triggered through the REST API (JWT from
-``POST /auth/token``), the scheduler is SIGKILLed mid-run and restarted, and the run must
-still succeed with no task attempted twice.
+``POST /auth/token``), the scheduler is SIGKILLed while training runs and restarted, and the
+run must still succeed with no task attempted twice; the UI's mark-failed and clear stop the
+deferred training's Ray job.
 
-Needs PostgreSQL at ``CONVEYOR_TEST_POSTGRES_URL`` (default: the machine's trust-auth server
-on 127.0.0.1:5432); the test creates its own database and drops it afterwards.
+Needs PostgreSQL (``tests.services``: the machine's trust-auth server on 127.0.0.1:5432
+unless ``CONVEYOR_TEST_PG_URI`` says otherwise); the module creates its own database and
+drops it afterwards.
 """
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -23,90 +24,29 @@ import httpx
 import pytest
 
 from conveyor.airflow_api import AirflowAPI
-from conveyor.processes import free_port, stop, wait_until
-from conveyor.stack import (
-    AIRFLOW_USER,
-    airflow_server_env,
-    migrate_airflow_db,
-    start_airflow_component,
-)
+from conveyor.processes import wait_until
+from conveyor.stack import AIRFLOW_USER
 from pipelines.data import lake
 from pipelines.ray_auth import find_ray_token
-from pipelines.serving.admin import ServeAdmin
-from pipelines.serving.target import target_from_settings
-from pipelines.settings import ConveyorSettings
+from pipelines.ray_jobs_client import TERMINAL, submission_id_for
 from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
+from tests.airflow_server import airflow_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 DAG_ID = "predictive_maintenance"
 CANARY = f"canary-{secrets.token_hex(12)}"
-POSTGRES = os.environ.get("CONVEYOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 
 
 @pytest.fixture(scope="module")
-def metadata_db():
-    """A fresh PostgreSQL database for Airflow's metadata, dropped afterwards."""
-    import psycopg
-
-    name = f"conveyor_it_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES.replace('postgresql://', 'postgresql+psycopg://')}/{name}"
-    finally:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture(scope="module")
-def server_airflow(local_stack, metadata_db, tmp_path_factory):
-    """The four Airflow components as separate processes, shared by this module's tests; all
-    stopped by PID afterwards."""
-    settings = ConveyorSettings(
-        home=tmp_path_factory.mktemp("real-stack") / "home",
-        airflow_port=free_port(),
-        airflow_worker_log_port=free_port(),
-        airflow_trigger_log_port=free_port(),
-        use_case="predictive_maintenance",
-        model_name="pm_real_stack",
-        serve_app_name="pm-real-stack",
-        serve_route_prefix="/pm-real-stack",
-    )
-    password = secrets.token_urlsafe(16)
-    env = airflow_server_env(settings, metadata_db, password, secrets.token_urlsafe(32))
-    # Airflow reaches the token-authenticated Ray head through the Connection's password
-    # only: its HOME holds no ~/.ray/auth_token. That password and a canary secret header are
-    # sent on every Ray call and must never show up where a user or an operator could read it.
-    env["HOME"] = str(tmp_path_factory.mktemp("airflow-user-home"))
-    env["AIRFLOW_CONN_CONVEYOR_RAY"] = json.dumps(
-        {
-            "conn_type": "ray",
-            "host": local_stack.host,
-            "port": local_stack.ray_dashboard_port,
-            "password": find_ray_token(),
-            "extra": {"headers": {"X-Conveyor-Canary": CANARY}},
-        }
-    )
-    migrate_airflow_db(settings, env)
-    records, killed = {}, []
-    try:
-        for component in ("api-server", "dag-processor", "triggerer", "scheduler"):
-            records[component] = start_airflow_component(settings, component, env)
-        yield settings, env, password, records, killed
-    finally:
-        for record in records.values():
-            stop(record)
-        for pgid in killed:  # what a SIGKILLed component left: its LocalExecutor workers
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-        admin = ServeAdmin(settings.ray_jobs_address, ray_token=find_ray_token())
-        target = target_from_settings(settings)
-        admin.put(
-            [c for n, c in admin.configs().items() if not target.owns(n)],
-            settings.host,
-            settings.serve_http_port,
-        )
+def server_airflow(local_stack, tmp_path_factory):
+    """The four Airflow components as separate processes, shared by this module's tests.
+    That Ray password and a canary secret header are sent on every Ray call and must never
+    show up where a user or an operator could read it."""
+    home = tmp_path_factory.mktemp("real-stack") / "home"
+    headers = {"X-Conveyor-Canary": CANARY}
+    with airflow_server(local_stack, home, "pm-real-stack", ray_headers=headers) as server:
+        yield server
 
 
 def _states(api: AirflowAPI, run_id: str) -> dict[str, dict]:
@@ -114,7 +54,7 @@ def _states(api: AirflowAPI, run_id: str) -> dict[str, dict]:
 
 
 def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
-    settings, env, password, records, killed = server_airflow
+    settings, env, password = server_airflow.settings, server_airflow.env, server_airflow.password
     url = settings.airflow_base_url
 
     # No token, no API.
@@ -143,16 +83,16 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
     assert again.status_code == 409, again.text
     assert [r["dag_run_id"] for r in api.runs(DAG_ID)].count(run_id) == 1
 
-    # Mid-run (training deferred to the triggerer or running), the scheduler dies hard.
-    wait_until(
-        lambda: _states(api, run_id)["train"]["state"] in ("deferred", "running", "success"),
-        "train started",
-        300,
-    )
-    os.kill(records["scheduler"].pid, signal.SIGKILL)
-    killed.append(records["scheduler"].pid)  # its own session: the group id is its pid
+    # While training runs on Ray, the scheduler dies hard.
+    jobs = server_airflow.ray_jobs()
+    train_job = submission_id_for(DAG_ID, run_id, "train")
+    wait_until(lambda: jobs.job_status(train_job) == "RUNNING", "training running on Ray", 300)
+    scheduler = server_airflow.records["scheduler"].pid
+    os.kill(scheduler, signal.SIGKILL)  # the scheduler only: its LocalExecutor workers go on
+    server_airflow.killed.append(scheduler)  # what it left is killed at the end
+    assert jobs.job_status(train_job) == "RUNNING", "the kill landed after training ended"
     time.sleep(3)
-    records["scheduler"] = start_airflow_component(settings, "scheduler", env)
+    server_airflow.restart("scheduler")
 
     wait_until(
         lambda: api.run(DAG_ID, run_id)["state"] in ("success", "failed"), "run finished", 600
@@ -170,10 +110,13 @@ def test_rest_triggered_run_survives_a_killed_scheduler(server_airflow):
         "smoke_test": "success",
         "report": "success",
     }
-    # No task was attempted twice: the killed scheduler's work was not rerun beside itself.
+    # No task was attempted twice: the killed scheduler's work was not rerun beside itself,
+    # and the training it was watching ran as one Ray job.
     assert {t: s["try_number"] for t, s in states.items() if s["state"] == "success"} == {
         t: 1 for t, s in states.items() if s["state"] == "success"
     }
+    attempts = [j.submission_id for j in jobs.client.list_jobs()]
+    assert [j for j in attempts if (j or "").startswith(train_job)] == [train_job]
     _assert_canary_never_leaked(settings, api, run_id, states)
     # The outcome is the run's note (the grid shows it), written by the report task.
     assert api.run(DAG_ID, run_id)["note"].startswith("serving version 1: v1 is the new champion")
@@ -259,6 +202,67 @@ def _assert_canary_never_leaked(settings, api: AirflowAPI, run_id: str, states: 
         assert answer.status_code == 200 and CANARY not in answer.text
 
 
+STOP_WITHIN_S = 10.0
+"""How soon a user's action on a deferred training task must stop its Ray job."""
+
+
+def test_failing_clearing_or_failing_the_run_stops_the_deferred_training_job(server_airflow):
+    """What the UI's buttons do to a training task deferred to the triggerer, through the REST
+    API they call: the triggerer cancels the trigger as a user action and its on_kill stops the
+    Ray job, within STOP_WITHIN_S each time. Mark failed, then clear (the task runs again as a
+    new attempt, which is not the stopped job reattached), then mark the whole run failed."""
+    api, jobs = server_airflow.api(), server_airflow.ray_jobs()
+    wait_until(lambda: api.dag(DAG_ID)["is_paused"] is False, "DAG parsed and unpaused", 180)
+    run_id = f"cancel-{uuid.uuid4().hex[:8]}"
+    base = submission_id_for(DAG_ID, run_id, "train")
+    conf = {"days": 1, "machines": 10, "epochs": 500, "num_workers": 1, "min_f1": 0.0}
+    api.trigger(DAG_ID, dt.datetime.now(dt.UTC).isoformat(), conf, run_id=run_id)
+
+    def deferred_on(job: str) -> None:
+        wait_until(
+            lambda: (
+                jobs.job_status(job) == "RUNNING"
+                and _states(api, run_id)["train"]["state"] == "deferred"
+            ),
+            f"train deferred on Ray job {job}",
+            300,
+        )
+
+    def ours() -> list:
+        return [j for j in jobs.client.list_jobs() if (j.submission_id or "").startswith(base)]
+
+    def seconds_to_stop(job: str, action) -> float:
+        started = time.monotonic()
+        action()
+        wait_until(lambda: jobs.job_status(job) in TERMINAL, f"Ray job {job} ended", 60)
+        assert jobs.job_status(job) == "STOPPED", jobs.job_status(job)
+        return time.monotonic() - started
+
+    try:
+        deferred_on(base)
+        marked = seconds_to_stop(
+            base, lambda: api.set_task_state(DAG_ID, run_id, "train", "failed")
+        )
+        api.clear_task(DAG_ID, run_id, "train")  # run it again: a new attempt, not the stopped one
+        deferred_on(f"{base}-r1")
+        cleared = seconds_to_stop(f"{base}-r1", lambda: api.clear_task(DAG_ID, run_id, "train"))
+        deferred_on(f"{base}-r2")
+        run_failed = seconds_to_stop(
+            f"{base}-r2", lambda: api.set_run_state(DAG_ID, run_id, "failed")
+        )
+        print(
+            f"stopped after: mark failed {marked:.1f}s, clear {cleared:.1f}s, run failed"
+            f" {run_failed:.1f}s"
+        )
+        assert max(marked, cleared, run_failed) <= STOP_WITHIN_S, (marked, cleared, run_failed)
+        assert sorted(j.submission_id for j in ours()) == [base, f"{base}-r1", f"{base}-r2"]
+    finally:
+        for job in ours():
+            if job.status.value not in TERMINAL:
+                jobs.client.stop_job(job.submission_id)
+        api.close()
+
+
 def test_a_run_triggered_from_the_ui_form_succeeds(server_airflow):
     """Headless Chromium (the OS package, driven by Playwright) logs in, opens the DAG, fills
     the trigger form's typed fields, triggers, and sees the run succeed in the UI."""
@@ -266,7 +270,7 @@ def test_a_run_triggered_from_the_ui_form_succeeds(server_airflow):
 
     from playwright.sync_api import expect, sync_playwright
 
-    settings, _, password, _, _ = server_airflow
+    settings, password = server_airflow.settings, server_airflow.password
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "no system Chromium: run `make system-deps` (apt-get install chromium)"
     url = settings.airflow_base_url
@@ -354,7 +358,7 @@ def test_a_backfilled_week_makes_seven_partitions_and_one_training(server_airflo
     partitions, and model_training (scheduled on the validated-data asset, rolled up by week)
     runs exactly once, on those 7 days. Triggering that week again reuses the trained version
     instead of training twice."""
-    settings, _, password, _, _ = server_airflow
+    settings, password = server_airflow.settings, server_airflow.password
     api = AirflowAPI(settings.airflow_base_url, AIRFLOW_USER, password)
     for dag_id in ("telemetry_daily", "model_training"):
         wait_until(lambda d=dag_id: _parsed(api, d), f"{dag_id} parsed", 180)

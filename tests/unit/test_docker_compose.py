@@ -1,7 +1,8 @@
-"""docker-compose.yaml, checked where Docker cannot run: valid against the Compose
-specification's JSON schema (vendored in tests/fixtures from docker-compose 1.29.2, Apache-2.0),
-no committed secrets, dashboards on localhost, Ray token authentication, GPU workers,
-health-gated start order, and the same Airflow commands and settings as the real-stack test."""
+"""docker-compose.yaml and its Celery override, checked where Docker cannot run: valid against
+the Compose specification's JSON schema (vendored in tests/fixtures from docker-compose 1.29.2,
+Apache-2.0), no committed secrets, dashboards on localhost, Ray token authentication, GPU
+workers, health-gated start order, and the same Airflow commands and settings as the
+real-stack and Celery-stack tests."""
 
 import re
 from pathlib import Path
@@ -27,13 +28,52 @@ def compose(raw) -> dict:
     return yaml.safe_load(raw)  # resolves the YAML anchors and merge keys
 
 
-def test_valid_against_the_compose_specification(compose):
+@pytest.fixture(scope="module")
+def celery_raw() -> str:
+    return (ROOT / "docker-compose.celery.yaml").read_text()
+
+
+@pytest.fixture(scope="module")
+def celery(celery_raw) -> dict:
+    return yaml.safe_load(celery_raw)
+
+
+@pytest.mark.parametrize("name", ["compose", "celery"])
+def test_valid_against_the_compose_specification(name, request):
     import json
 
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.Draft201909Validator(schema)
-    errors = sorted(validator.iter_errors(compose), key=lambda e: list(e.path))
+    document = request.getfixturevalue(name)
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.path))
     assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors][:5]
+
+
+def test_the_celery_override_matches_the_tested_celery_stack(compose, celery, celery_raw, tmp_path):
+    """Every Airflow service of the override runs the CeleryExecutor with the settings
+    ``airflow_server_env`` gives it in tests/e2e/test_celery_stack.py; its workers extend the
+    scheduler's image and environment; its variables are documented; Redis is not published."""
+    settings = ConveyorSettings(home=tmp_path, airflow_executor="CeleryExecutor")
+    tested = airflow_server_env(settings, "postgresql+psycopg://u@h/db", "pw", "jwt")
+    keys = {k for k in tested if k.startswith(("AIRFLOW__CELERY__", "AIRFLOW__OPERATORS__"))}
+    keys.add("AIRFLOW__CORE__EXECUTOR")
+    services = celery["services"]
+    for name in [*(f"airflow-{c}" for c in AIRFLOW_COMPONENTS), "airflow-worker"]:
+        assert name == "airflow-worker" or name in compose["services"], name
+        environment = services[name]["environment"]
+        assert keys <= set(environment), (name, keys - set(environment))
+        assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg://")
+        assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    worker = services["airflow-worker"]
+    assert worker["extends"] == {"file": "docker-compose.yaml", "service": "airflow-scheduler"}
+    assert worker["command"].split()[:3] == ["airflow", "celery", "worker"]
+    assert worker["deploy"]["replicas"] == 2
+    assert "ports" not in services["redis"]
+    referenced = set(re.findall(r"(?<!\$)\$\{([A-Z_]+)", celery_raw))  # $${X}: a literal
+    documented = set(re.findall(r"^#?\s*([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert referenced <= documented, referenced - documented
+    assert "COMPOSE_FILE" in documented
 
 
 def test_no_secret_is_committed_and_every_variable_is_documented(raw, compose):

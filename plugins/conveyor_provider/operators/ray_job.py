@@ -37,12 +37,22 @@ SUBMISSION_ID_KEY = "ray_submission_id"
 TRIGGER_GRACE = timedelta(minutes=1)
 
 
+def default_deferrable() -> bool:
+    """``[conveyor] ray_jobs_deferrable`` (``AIRFLOW__CONVEYOR__RAY_JOBS_DEFERRABLE``): where
+    Ray job tasks wait unless a DAG says otherwise."""
+    from airflow.sdk.configuration import conf
+
+    return conf.getboolean("conveyor", "ray_jobs_deferrable", fallback=True)
+
+
 class RayJobOperator(ReportsLineage, BaseOperator):
     """Run ``entrypoint`` on the Ray cluster of connection ``ray_conn_id``.
 
     ``runtime_env`` is merged over the default (``working_dir`` = this project); the
     ``entrypoint_*`` arguments reserve resources for the driver. ``job_timeout`` (defaults to
-    ``execution_timeout``) stops the job when it runs too long.
+    ``execution_timeout``) stops the job when it runs too long. ``deferrable`` (default: the
+    deployment's ``[conveyor] ray_jobs_deferrable``, itself True) waits for the job in the
+    triggerer; False keeps the worker slot while it runs (no triggerer needed).
     """
 
     template_fields = ("entrypoint", "runtime_env", "results_dir")
@@ -60,7 +70,7 @@ class RayJobOperator(ReportsLineage, BaseOperator):
         entrypoint_memory: int | None = None,
         entrypoint_resources: dict[str, float] | None = None,
         ray_conn_id: str = RayJobsHook.default_conn_name,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float = 2.0,
         job_timeout: timedelta | None = None,
         **kwargs,
@@ -74,7 +84,7 @@ class RayJobOperator(ReportsLineage, BaseOperator):
         self.entrypoint_memory = entrypoint_memory
         self.entrypoint_resources = entrypoint_resources
         self.ray_conn_id = ray_conn_id
-        self.deferrable = deferrable
+        self.deferrable = deferrable if deferrable is not None else default_deferrable()
         self.poll_interval = poll_interval
         self.job_timeout = job_timeout
         self.submission_id: str | None = None

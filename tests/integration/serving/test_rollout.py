@@ -52,11 +52,21 @@ def _replicas(target) -> set[str]:
     }
 
 
+CLIENTS, RATE = 8, 40.0
+"""The load during the zero-downtime rollout: 8 concurrent clients, 40 requests/s in all."""
+MAX_LATENCY_S = 1.0
+P99_RATIO_BOUND = 3.0
+"""The target is p99 during <= 2x steady p99 (bench.serve_latency's rollouts section records
+it); the test allows 3x, the spread two shared cores give the same rollout from run to run,
+which still fails a rollout that stalls requests (a replica restart, a model loaded on the
+request path)."""
+
+
 def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     target = target_for("pm-zero")
     deploy(target, versions["a"])
     replicas = _replicas(target)
-    with Load(target.endpoint, rate=20) as load:
+    with Load(target.endpoint, rate=RATE, clients=CLIENTS) as load:
         time.sleep(12)  # steady state before
         switch_start = time.perf_counter()
         result = deploy(target, versions["b"])
@@ -65,11 +75,12 @@ def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     during = load.since(switch_start, switch_end + 3)
     steady = load.since(0, switch_start) + load.since(switch_end + 3)
     assert not failures(load.results), failures(load.results)[:5]
-    assert len(during) > 20, "the load did not run during the rollout"
+    assert len(during) > 40, "the load did not run during the rollout"
     served = [r[2] for r in during]
     assert set(served) == {versions["a"], versions["b"]}
-    after_switch = served[served.index(versions["b"]) :]
-    assert after_switch == [versions["b"]] * len(after_switch)  # no flapping back
+    # No flapping back: once b answered, every request sent after that answer gets b.
+    first_b = min(r[0] + r[3] for r in during if r[2] == versions["b"])
+    assert {r[2] for r in load.since(first_b)} == {versions["b"]}
     # b loaded in place into the standby slot: no process started, none stopped, and a stays
     # warm in its slot for an instant rollback.
     assert result.loaded == {slot_app_name(target.app_name, 1): versions["b"]}
@@ -79,16 +90,18 @@ def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     assert routing.previous == versions["a"] and versions["a"] in routing.slots
     # The router copied b ahead of the switch: it scores b itself from the switch on.
     assert _health(target)["in_process"] == versions["b"]
-    # The issue's latency criterion (p99 during <= 2x steady) is measured and printed, not
-    # asserted: a wall-clock threshold does not belong in a test; bench/README.md has the
-    # numbers.
-    ratio = p99(during) / p99(steady)
-    print(f"p99 steady={p99(steady) * 1000:.1f}ms during={p99(during) * 1000:.1f}ms x{ratio:.2f}")
-    slowest = sorted(during, key=lambda r: r[3])[-3:]
-    print(
-        "slowest during:",
-        [(f"+{r[0] - switch_start:.1f}s", r[2], f"{r[3] * 1000:.0f}ms") for r in slowest],
+    # Latency through the switch: no request stalls, and the tail stays near steady.
+    slowest = [
+        f"+{r[0] - switch_start:.1f}s {r[3] * 1000:.0f}ms"
+        for r in sorted(during, key=lambda r: r[3])[-3:]
+    ]
+    observed = (
+        f"p99 steady={p99(steady) * 1000:.1f}ms during={p99(during) * 1000:.1f}ms,"
+        f" slowest during: {slowest}"
     )
+    print(observed)
+    assert max(r[3] for r in during) <= MAX_LATENCY_S, observed
+    assert p99(during) <= P99_RATIO_BOUND * p99(steady), observed
 
 
 def test_a_version_that_fails_its_health_check_never_gets_traffic(versions, target_for):

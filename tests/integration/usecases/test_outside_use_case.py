@@ -19,6 +19,7 @@ from conveyor.processes import wait_until
 from conveyor_provider.hooks.ray_jobs import RayJobsHook
 from conveyor_provider.operators.ray_job import DEFAULT_EXCLUDES, PROJECT_ROOT
 from pipelines.catalog import get_use_case, import_object, learner_of, runtime_env_for
+from pipelines.locks import Lock
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +92,7 @@ def test_an_outside_use_case_ingests_validates_trains_on_ray_and_passes_its_own_
         lake_root,
         use_case=energy,
         gate=loose,
-        lock_path=tmp_path / "promote.lock",
+        lock=Lock("promote-energy", str(tmp_path)),
     )
     assert decision.promoted, decision.reason
     assert "holdout MAE" in decision.reason and "<= bar" in decision.reason
@@ -104,7 +105,7 @@ def test_an_outside_use_case_ingests_validates_trains_on_ray_and_passes_its_own_
         lake_root,
         use_case=energy,
         gate=strict,
-        lock_path=tmp_path / "promote.lock",
+        lock=Lock("promote-energy", str(tmp_path)),
     )
     assert not refused.promoted and "above the quality bar" in refused.reason
 

@@ -12,10 +12,11 @@ from pipelines.data.conform import SourceError
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig, generate_day
 from pipelines.usecases.predictive_maintenance.ingest import ingest_day
 from pipelines.usecases.predictive_maintenance.schema import SCHEMA
+from tests.services import POSTGRES_URL, unavailable
 
 pytestmark = pytest.mark.integration
 
-ADMIN_URI = os.environ.get("CONVEYOR_TEST_PG_URI", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URI = POSTGRES_URL
 SMALL = GeneratorConfig(machines=3, minutes=60)
 DAY = dt.date(2026, 11, 2)
 COLUMN_TYPES = {
@@ -33,10 +34,7 @@ def telemetry_db():
     try:
         admin = psycopg.connect(ADMIN_URI, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        cause = f"PostgreSQL not reachable at {ADMIN_URI}: {exc}"
-        if os.environ.get("CI"):  # CI has PostgreSQL: its absence is a broken build, not a skip
-            pytest.fail(cause)
-        pytest.skip(cause)
+        unavailable(f"PostgreSQL not reachable at {ADMIN_URI}: {exc}")
     name = f"conveyor_test_{os.getpid()}_{time.time_ns() % 10**9}"
     admin.execute(f'CREATE DATABASE "{name}"')
     uri = ADMIN_URI.rsplit("/", 1)[0] + f"/{name}"

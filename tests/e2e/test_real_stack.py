@@ -215,7 +215,7 @@ def test_failing_clearing_or_failing_the_run_stops_the_deferred_training_job(ser
     wait_until(lambda: api.dag(DAG_ID)["is_paused"] is False, "DAG parsed and unpaused", 180)
     run_id = f"cancel-{uuid.uuid4().hex[:8]}"
     base = submission_id_for(DAG_ID, run_id, "train")
-    conf = {"days": 1, "machines": 10, "epochs": 500, "num_workers": 1, "min_f1": 0.0}
+    conf = {"days": 1, "machines": 10, "epochs": 200, "num_workers": 1, "min_f1": 0.0}
     api.trigger(DAG_ID, dt.datetime.now(dt.UTC).isoformat(), conf, run_id=run_id)
 
     def deferred_on(job: str) -> None:

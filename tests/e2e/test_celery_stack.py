@@ -9,6 +9,7 @@ off), so that a worker holds it while it runs: deferred, it would be in the trig
 """
 
 import datetime as dt
+import json
 import os
 import uuid
 
@@ -80,4 +81,10 @@ def test_the_pipeline_runs_on_celery_and_a_lost_worker_costs_no_second_ray_job(c
     assert states["train"]["try_number"] == 2
     attempts = [j.submission_id for j in jobs.client.list_jobs()]
     assert [j for j in attempts if (j or "").startswith(train_job)] == [train_job]
+    # And that job was never restarted: every epoch ran once, in the one attempt, from epoch 0
+    # (epochs run in total = epochs, where a resubmitted job would have run them again).
+    result = json.loads((server.settings.runs_dir / "results" / f"{train_job}.json").read_text())
+    history = result["history"]
+    assert [h["epoch"] for h in history] == list(range(conf["epochs"]))
+    assert {h["resumed_from_epoch"] for h in history} == {0}
     api.close()

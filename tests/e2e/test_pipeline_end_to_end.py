@@ -8,12 +8,16 @@ Ray Serve, and this test then calls the endpoint itself.
 import datetime as dt
 import json
 import os
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
 from pipelines.data import lake
+from pipelines.ray_auth import find_ray_token
+from pipelines.serving.admin import ServeAdmin
+from pipelines.serving.target import target_from_settings
 from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -21,9 +25,29 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(
-    local_stack, airflow_home, tmp_path
-):
+@pytest.fixture
+def own(local_stack, tmp_path):
+    """This test's own model, Serve application, route and lake on the session's stack, so
+    that what other tests registered, served or ingested before it (in any order) changes
+    nothing here: (settings, the environment that names them for a DAG run). Its Serve
+    applications are removed afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    names = {
+        "model_name": f"pm_e2e_{tag}",
+        "serve_app_name": f"pm-e2e-{tag}",
+        "serve_route_prefix": f"/pm-e2e-{tag}",
+        "lake_root": str(tmp_path / "lake"),
+    }
+    settings = local_stack.model_copy(update=names)
+    yield settings, {f"CONVEYOR_{k.upper()}": v for k, v in names.items()}
+    admin = ServeAdmin(settings.ray_jobs_address, ray_token=find_ray_token())
+    target = target_from_settings(settings)
+    keep = [c for n, c in admin.configs().items() if not target.owns(n)]
+    admin.put(keep, target.http_host, target.http_port)
+
+
+def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(own, airflow_home, tmp_path):
+    settings, names = own
     # Small data and few epochs: the quality bar is loosened accordingly. OpenLineage on, with
     # the file transport (its events are checked below); the later runs leave it off.
     conf = {"days": 2, "machines": 8, "epochs": 2, "num_workers": 2, "min_f1": 0.3}
@@ -34,23 +58,23 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(
         "predictive_maintenance",
         "2026-11-03T00:00:00+00:00",
         conf,
-        env={"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)},
+        env={**names, "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)},
     )
     assert result["state"] == "success", f"{result}\n{stdout[-6000:]}"
     assert set(result["tasks"].values()) == {"success"}, result
-    _assert_lineage_chain(events, local_stack)
+    _assert_lineage_chain(events, settings)
 
     # Two partitions in the lake, one model version in the registry.
-    lake_dates = sorted(p.name for p in (Path(local_stack.lake) / "telemetry").iterdir())
+    lake_dates = sorted(p.name for p in (Path(settings.lake) / "telemetry").iterdir())
     assert lake_dates == ["date=2026-11-01", "date=2026-11-02"]
     from mlflow.tracking import MlflowClient
 
-    versions = MlflowClient(local_stack.tracking_uri).search_model_versions(
-        f"name = '{local_stack.model_name}'"
+    versions = MlflowClient(settings.tracking_uri).search_model_versions(
+        f"name = '{settings.model_name}'"
     )
     assert [v.version for v in versions] == ["1"]
-    registered = MlflowClient(local_stack.tracking_uri).get_model_version_by_alias(
-        local_stack.model_name, "champion"
+    registered = MlflowClient(settings.tracking_uri).get_model_version_by_alias(
+        settings.model_name, "champion"
     )
     assert registered.version == "1"
     assert registered.tags["dag_run_id"] == result["run_id"]
@@ -59,16 +83,16 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(
 
     # The run's report page: what is served first, then data, validation, training, metrics,
     # and where to look next.
-    report = _report_markdown(local_stack, result["run_id"])
+    report = _report_markdown(settings, result["run_id"])
     assert report.splitlines()[2].startswith("**serving version 1: v1 is the new champion")
     assert "| 2026-11-01 |" in report and "passed (" in report
-    assert "| f1 |" in report and "registered predictive_maintenance v1" in report
+    assert "| f1 |" in report and f"registered {settings.model_name} v1" in report
     assert "- serving: version 1" in report
     for link in ("Data Docs (validation)", "Ray job (training)", "MLflow run", "Endpoint"):
         assert f"- {link}" in report, link
 
     # The served endpoint answers a prediction itself, from this process.
-    endpoint = f"{local_stack.serve_base_url}{local_stack.serve_route_prefix}"
+    endpoint = f"{settings.serve_base_url}{settings.serve_route_prefix}"
     response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -91,6 +115,7 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(
         "predictive_maintenance",
         "2026-11-04T00:00:00+00:00",
         {**conf, "days": 1, "faults": faults},
+        env=names,
     )
     assert result["state"] == "failed", result
     assert result["tasks"]["ingest"] == "success" and result["tasks"]["validate"] == "failed"
@@ -98,9 +123,9 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(
         "upstream_failed"
     }, result
     assert result["tasks"]["report"] == "failed"  # written, and failing with the run
-    assert "validate: **failed**" in _report_markdown(local_stack, result["run_id"])
-    assert dt.date(2026, 11, 3) not in lake.committed_dates(local_stack.lake, table="telemetry")
-    quarantined = Path(local_stack.lake) / "_quarantine" / "telemetry" / "date=2026-11-03"
+    assert "validate: **failed**" in _report_markdown(settings, result["run_id"])
+    assert dt.date(2026, 11, 3) not in lake.committed_dates(settings.lake, table="telemetry")
+    quarantined = Path(settings.lake) / "_quarantine" / "telemetry" / "date=2026-11-03"
     assert len(list(quarantined.iterdir())) == 1
     response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
     assert response.status_code == 200 and response.json()["model_version"] == "1"
@@ -113,15 +138,16 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(
         "predictive_maintenance",
         "2026-11-03T12:00:00+00:00",
         {**conf, "min_f1": 0.99, "deploy_mode": "canary", "force_retrain": True},
+        env=names,
     )
     assert result["state"] == "success", f"{result}\n{stdout[-6000:]}"
     assert set(result["tasks"].values()) == {"success"}, result
     assert "stays challenger: holdout F1" in stdout
-    first = _report_markdown(local_stack, result["run_id"]).splitlines()[2]
+    first = _report_markdown(settings, result["run_id"]).splitlines()[2]
     assert first.startswith("**not promoted: v2 stays challenger: holdout F1"), first
-    client = MlflowClient(local_stack.tracking_uri)
-    assert client.get_model_version_by_alias(local_stack.model_name, "challenger").version == "2"
-    assert client.get_model_version_by_alias(local_stack.model_name, "champion").version == "1"
+    client = MlflowClient(settings.tracking_uri)
+    assert client.get_model_version_by_alias(settings.model_name, "challenger").version == "2"
+    assert client.get_model_version_by_alias(settings.model_name, "champion").version == "1"
     response = httpx.post(f"{endpoint}/predict", json={"records": SAMPLE_RECORDS}, timeout=30)
     assert response.json()["model_version"] == "1"
     # deploy_mode canary with the champion kept: nothing to canary, version 1 stays stable

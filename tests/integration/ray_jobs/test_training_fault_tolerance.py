@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -138,25 +139,77 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, 
     assert chaos["metrics"]["f1"] == pytest.approx(clean["metrics"]["f1"], abs=0.15)
 
 
-def test_a_retried_train_job_resumes_instead_of_restarting(ray_head, small_lake, tmp_path):
-    """What the operator does on an Airflow retry after a FAILED/STOPPED job: a new attempt
-    with the same run name, which must continue from the checkpoint, not from epoch 0."""
-    hook = RayJobsHook(address=ray_head.ray_jobs_address)
-    storage, results = tmp_path / "runs", tmp_path / "results"
-    results.mkdir()
-    first = _train_job(hook, "retried", small_lake, storage, results)
-    wait_until(lambda: _registered_epoch(storage, "retried") >= 0, "a registered checkpoint", 300)
-    hook.stop(first)
-    assert _wait(hook, first) == "STOPPED"
+class _TaskInstance:
+    """What ``RayJobOperator.execute`` reads of its task instance: the try number (which a run
+    key must not depend on) and somewhere to push the job link."""
 
-    second = _train_job(hook, "retried", small_lake, storage, results)
-    assert _wait(hook, second) == "SUCCEEDED", hook.logs(second)[-3000:]
-    history = _result(results, second)["history"]
+    def __init__(self, try_number: int):
+        self.try_number = try_number
+        self.pushed: dict = {}
+
+    def xcom_push(self, key, value):
+        self.pushed[key] = value
+
+
+def test_a_retried_train_task_resumes_instead_of_restarting(ray_head, small_lake, tmp_path):
+    """Airflow's retry of the training task, through the operator itself: try 1 is killed
+    (``on_kill``, what a worker's death or a user's clear leads to) after a checkpoint; try 2
+    of the same DAG run and task submits a new attempt, which must continue from the
+    checkpoint of the same run, not from epoch 0 (the run name is the operator's run key,
+    stable across try numbers)."""
+    from airflow.exceptions import AirflowException
+    from airflow.sdk import DAG
+
+    from conveyor_provider.operators.ray_job import RayJobOperator
+
+    storage, results = tmp_path / "runs", tmp_path / "results"
+    entrypoint = (
+        f"python -m ray_jobs.train --use-case predictive_maintenance --lake {small_lake}"
+        f" --dates {DAYS} --storage-path {storage} --epochs {EPOCHS} --num-workers 2"
+        f" --use-gpu false --batch-size {BATCH} --max-failures 2"
+    )
+
+    dag_id = f"ft_retry_{time.time_ns()}"  # the Ray cluster is shared with other tests
+
+    def attempt(try_number: int) -> tuple[RayJobOperator, dict]:
+        with DAG(dag_id, schedule=None):
+            op = RayJobOperator(
+                task_id="train",
+                entrypoint=entrypoint,
+                results_dir=str(results),
+                deferrable=False,
+                poll_interval=0.5,
+            )
+        op.hook = RayJobsHook(address=ray_head.ray_jobs_address)  # no Airflow connection here
+        return op, {"run_id": "scheduled__2026-11-03", "ti": _TaskInstance(try_number)}
+
+    first, context = attempt(1)
+    run_key = first._run_key(context)
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.update(first=_outcome(first, context)))
+    worker.start()
+    wait_until(lambda: _registered_epoch(storage, run_key) >= 0, "a registered checkpoint", 300)
+    first.on_kill()
+    worker.join(120)
+    assert isinstance(outcome.get("first"), AirflowException), outcome
+    assert "STOPPED" in str(outcome["first"])
+
+    second, context = attempt(2)
+    result = second.execute(context)
+    assert second.submission_id == f"{first.submission_id}-r1"
+    history = result["history"]
     assert [h["epoch"] for h in history] == list(range(EPOCHS))
-    # Epochs already done are not repeated (at most the one in flight): the second job's
-    # epochs say they started from a checkpoint, the first job's from scratch.
+    # Epochs already done are not repeated (at most the one in flight): the second attempt's
+    # epochs say they started from a checkpoint, the first attempt's from scratch.
     starts = [h["resumed_from_epoch"] for h in history]
     assert starts[0] == 0 and starts[-1] >= 1, starts
+
+
+def _outcome(op, context):
+    try:
+        return op.execute(context)
+    except Exception as exc:  # the test asserts which
+        return exc
 
 
 def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):

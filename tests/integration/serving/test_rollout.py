@@ -122,6 +122,62 @@ def test_a_version_that_fails_its_health_check_never_gets_traffic(versions, targ
     assert answer.json()["model_version"] == versions["b"]
 
 
+def test_a_version_that_fails_after_traffic_moved_is_rolled_back_under_load(
+    versions, target_for, monkeypatch
+):
+    """The restore path after the switch: b passes every check before it (loaded, smoked
+    pinned, copied into the router), traffic moves to it, and only then do its answers go bad.
+    The rollout's smoke requests after the switch see that, the previous routing is put back,
+    and the clients sending requests the whole time never see a failure.
+
+    The fault: from the moment the router reports b live, b's answers to the rollout's own
+    smoke requests come back with a score of NaN, what a model broken by real traffic returns.
+    It is injected into those answers (the real endpoint answers, the real smoke check judges
+    them) because no real model here fails only once it has traffic, deterministically."""
+    import math
+
+    from pipelines.serving import client, rollout
+
+    a, b = versions["a"], versions["b"]
+    target = target_for("pm-late")
+    deploy(target, a)
+    replicas = _replicas(target)
+    live, wait_for_routing, predict = threading.Event(), rollout.wait_for_routing, client.predict
+
+    def routed(target_, desired, *args, **kwargs):
+        wait_for_routing(target_, desired, *args, **kwargs)
+        if desired.stable == b:
+            live.set()  # traffic has moved to b
+
+    def answers(*args, **kwargs):
+        answer = predict(*args, **kwargs)
+        if live.is_set() and answer.get("model_version") == b:
+            for prediction in answer["predictions"]:
+                prediction["failure_probability"] = math.nan
+        return answer
+
+    monkeypatch.setattr(rollout, "wait_for_routing", routed)
+    monkeypatch.setattr(client, "predict", answers)
+    with Load(target.endpoint, rate=RATE, clients=CLIENTS) as load:
+        time.sleep(2)
+        with pytest.raises(DeployError, match=f"rolled back.*still serving version {a}") as err:
+            deploy(target, b)
+        restored = time.perf_counter()
+        time.sleep(3)
+    monkeypatch.undo()
+
+    assert live.is_set(), "the fault came before the switch: this is not the restore path"
+    assert "not finite" in str(err.value)
+    assert not failures(load.results), failures(load.results)[:5]
+    assert {r[2] for r in load.results} == {a, b}, "b never served: the switch did not happen"
+    after = load.since(restored)
+    assert after and {r[2] for r in after} == {a}, Counter(r[2] for r in after)
+    assert current_routing(target).stable == a and _answers(target) == a
+    assert _replicas(target) == replicas and _apps(target) == _slots(target, 0, 1)
+    # The endpoint is left ready for the next rollout.
+    assert deploy(target, b).routing["stable"] == b and _answers(target) == b
+
+
 def test_canary_split_then_promote_then_rollback(versions, target_for):
     a, b = versions["a"], versions["b"]
     target = target_for("pm-canary")

@@ -11,11 +11,12 @@
 3. rollouts under a steady load (20 requests/s): p99 in each rollout's window (the call plus
    3 s) over p99 outside the windows, with the default two predictor slots (the new version
    loads into the idle slot, in place) vs one slot (each rollout starts a new slot, as
-   every rollout did before slots). Three versions are cycled, so every rollout loads one.
+   every rollout did before slots). Three versions are cycled, so every rollout loads one;
+4. inference capture at 100% (the default) vs off: p50 and throughput at 16 clients.
 
 Rounds alternate between the two sides, so drift hits both. Prints ratios; not a test.
-Run: ``python -m bench.serve_latency [--only latency throughput batching rollouts]`` from the
-repository root.
+Run from the repository root:
+``python -m bench.serve_latency [--only latency throughput batching rollouts capture]``.
 """
 
 from __future__ import annotations
@@ -264,6 +265,29 @@ def throughput(urls: dict[str, str]) -> None:
         print(f"{name} / fastapi max throughput: {ratio:.2f}")
 
 
+def capture(urls: dict[str, str]) -> None:
+    """Inference capture at 100% vs off, on two routers serving the same version: p50 of one
+    sequential client and throughput of 16 concurrent clients, rounds alternating."""
+    print("== capture at 100% vs off (5 x 300 sequential, then 3 x 10 s at 16 clients)")
+    p50 = {name: [] for name in urls}
+    rps = {name: [] for name in urls}
+    for _ in range(5):
+        for name, url in urls.items():
+            p50[name].append(_percentiles(sequential(url, 300))[0])
+    for _ in range(3):
+        for name, url in urls.items():
+            rps[name].append(saturate(url, 16, 10)[0])
+    for name in urls:
+        print(
+            f"{name:8s} p50={statistics.median(p50[name]) * 1000:6.2f} ms  "
+            f"{statistics.median(rps[name]):7.1f} req/s at 16 clients"
+        )
+    added = (statistics.median(p50["capture"]) - statistics.median(p50["off"])) * 1000
+    kept = statistics.median(rps["capture"]) / statistics.median(rps["off"])
+    print(f"capture p50 added: {added:.3f} ms (target <= 0.2 ms)")
+    print(f"capture / off throughput at 16 clients: {kept:.3f} (target >= 0.95)")
+
+
 def _router_process(app: str) -> psutil.Process:
     """The router replica of application ``app``: Ray titles its process
     ``ray::ServeReplica:<app>:Router``."""
@@ -375,7 +399,7 @@ def rollouts(targets: dict, cycle: list[str]) -> None:
     print("target: p99 during a rollout <= 2x steady, 0 failed")
 
 
-SECTIONS = ("latency", "throughput", "batching", "rollouts")
+SECTIONS = ("latency", "throughput", "batching", "rollouts", "capture")
 
 
 SERVE_PORTS = (
@@ -471,6 +495,15 @@ def main(argv: list[str] | None = None) -> None:
             deploy(unbatched, version)
             sides = {"batched": batched, "unbatched": unbatched}
             batching({name: (t.endpoint, t.app_name) for name, t in sides.items()}, model_dir)
+        if "capture" in only:
+            off = target("nocapture", router={})  # the router's capture arguments left out
+            deploy(off, version)
+            if not wait_for_copy(off, version, timeout=60, scoring=True):
+                raise RuntimeError(f"the router never scored version {version} itself")
+            urls = {"capture": f"{batched.endpoint}/predict", "off": f"{off.endpoint}/predict"}
+            for url in urls.values():
+                sequential(url, 50)  # warm-up
+            capture(urls)
         if "rollouts" in only:
             cycle = [version, *_more_versions(settings.tracking_uri, model_dir, 2)]
             targets = {"2 slots": target("slots"), "1 slot": target("one-slot", slots=1)}

@@ -84,7 +84,8 @@ def _loss_curve_png(history: list[dict]) -> str | None:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` so readers see the old file or the new one, never half of one."""
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")  # writers never share one
     partial.write_text(text)
     os.replace(partial, path)
@@ -151,8 +152,8 @@ def write_run_report(
     summary = _summary(data, train, registered, decision, served_version, rollout)
 
     text_md = _markdown(dag_id, run_id, outcome, summary, tasks, data, train, links or {})
-    _atomic_write(out / "report.md", text_md)
-    page = _template("run_report.html.j2").render(
+    atomic_write(out / "report.md", text_md)
+    page = template("run_report.html.j2").render(
         dag_id=dag_id,
         run_id=run_id,
         index_href="../../",
@@ -174,7 +175,7 @@ def write_run_report(
         fmt=_fmt,
         figures=_figures(train),
     )
-    _atomic_write(out / "index.html", page)
+    atomic_write(out / "index.html", page)
     state = "failed" if any(s in FAILED for s in tasks.values()) else "success"
     record = {
         "dag_id": dag_id,
@@ -185,7 +186,7 @@ def write_run_report(
         "served_version": served_version,
         "href": f"{_safe(dag_id)}/{_safe(run_id)}/index.html",
     }
-    _atomic_write(out / SUMMARY_FILE, json.dumps(record, indent=2))
+    atomic_write(out / SUMMARY_FILE, json.dumps(record, indent=2))
     write_reports_index(reports_root)
     log.info("report written path=%s: %s", out / "index.html", outcome.text)
     return out / "index.html"
@@ -211,18 +212,19 @@ def read_summaries(reports_root: str | Path) -> list[dict]:
 def render_index(summaries: list[dict]) -> str:
     """The reports index page for ``summaries`` (``read_summaries``, perhaps filtered to the
     DAGs a user may read)."""
-    return _template("reports_index.html.j2").render(runs=summaries)
+    return template("reports_index.html.j2").render(runs=summaries)
 
 
 def write_reports_index(reports_root: str | Path) -> Path:
     """``<reports_root>/index.html``: every run report, newest first (for reading the folder
     without the Airflow plugin, which renders the index per user)."""
     path = Path(reports_root) / "index.html"
-    _atomic_write(path, render_index(read_summaries(reports_root)))
+    atomic_write(path, render_index(read_summaries(reports_root)))
     return path
 
 
-def _template(name: str):
+def template(name: str):
+    """A page template of ``pipelines/templates`` (autoescaped)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(

@@ -107,6 +107,11 @@ class ConveyorSettings(BaseSettings):
     starting a process; 1 halves the models in memory, and each rollout then starts a new
     slot."""
 
+    capture_rate: float = Field(1.0, ge=0.0, le=1.0)
+    """Share of requests each endpoint keeps in the lake (``pipelines.monitoring.capture``:
+    inputs, answer, version, request id, under ``<lake>/_served/<use case>``), written off the
+    request path; 0 turns capture off. The Serve nodes must reach the lake root."""
+
     def for_use_case(self, use_case) -> ConveyorSettings:
         """These settings with a use case's model, application and route names wherever none
         is set (``use_case`` is a ``pipelines.usecase.UseCase``)."""

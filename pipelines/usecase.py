@@ -129,6 +129,33 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class DriftPolicy:
+    """How served traffic is judged against the champion's training data
+    (``pipelines.monitoring``): a feature drifts when its PSI reaches ``psi_threshold`` and
+    its two-sample test's p-value is below ``alpha``; fewer than ``min_rows`` captured rows
+    in the window give no verdict. With ``retrain``, drift requests a retraining run (the
+    drift asset's event), which goes through the same promotion gate."""
+
+    psi_threshold: float = 0.2
+    alpha: float = 0.01
+    min_rows: int = 200
+    window_hours: int = 24
+    """The served traffic each monitoring run reads: the hours up to its data interval's end."""
+    retrain: bool = True
+    reference_rows: int = 20_000
+    """Rows sampled from the champion's training partitions as the reference."""
+
+    def __post_init__(self) -> None:
+        if self.psi_threshold <= 0 or not 0 < self.alpha < 1:
+            raise UseCaseError(
+                f"drift policy: need psi_threshold > 0 and alpha in (0, 1), got "
+                f"{self.psi_threshold} and {self.alpha}"
+            )
+        if self.min_rows < 1 or self.window_hours < 1 or self.reference_rows < 1:
+            raise UseCaseError("drift policy: min_rows, window_hours, reference_rows must be >= 1")
+
+
+@dataclass(frozen=True)
 class DagIds:
     """The DAG ids of a use case; ``None`` derives one from the use case's name."""
 
@@ -140,6 +167,10 @@ class DagIds:
     """Training on a complete week of validated days: ``<name>_training``."""
     rollout: str | None = None
     """Serving actions (canary, promote, rollback, ...): ``<name>_rollout``."""
+    monitor: str | None = None
+    """Served traffic validated and checked for drift, hourly: ``<name>_monitor``."""
+    retrain: str | None = None
+    """Training on the latest validated days when drift asks for it: ``<name>_retrain``."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +213,7 @@ class UseCase:
     route_prefix: str | None = None
     """The Serve route; default ``/<name with dashes>``."""
     dag_ids: DagIds = field(default_factory=DagIds)
+    drift: DriftPolicy = field(default_factory=DriftPolicy)
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name or ""):
@@ -211,6 +243,19 @@ class UseCase:
     @property
     def rollout_dag_id(self) -> str:
         return self.dag_ids.rollout or f"{self.name}_rollout"
+
+    @property
+    def monitor_dag_id(self) -> str:
+        return self.dag_ids.monitor or f"{self.name}_monitor"
+
+    @property
+    def retrain_dag_id(self) -> str:
+        return self.dag_ids.retrain or f"{self.name}_retrain"
+
+    @property
+    def drift_asset_uri(self) -> str:
+        """The asset whose event asks for a retraining (emitted by the monitoring DAG)."""
+        return f"conveyor://served/{self.name}/drift"
 
     @property
     def validated_asset_name(self) -> str:

@@ -14,7 +14,8 @@ and a rollback to the previous version instant (it stays loaded in its slot).
   by version or alias and scored with ``@serve.batch``.
 - ``router_builder(args)`` builds the HTTP ingress (``RouterArgs``): validation of the use
   case's records (``Learner.request_model``; 422, never a 500, for bad input), optional bearer
-  auth, canary split, shadow copies, ``/healthz``,
+  auth, canary split, shadow copies, inference capture to the lake
+  (``pipelines.monitoring.capture``; each answer's ``X-Request-Id``), ``/healthz``,
   ``/metadata`` and the OpenAPI document.
 
 The builders and the router live here; the request/response and argument models in
@@ -33,6 +34,7 @@ import math
 import os
 import random
 import time
+import uuid
 from functools import partial
 
 from fastapi import FastAPI, HTTPException, Request
@@ -47,6 +49,7 @@ from ray.serve import Application
 from pipelines.ml.learner import RequestError
 from pipelines.serving.routing import (
     PREDICTOR_DEPLOYMENT,
+    REQUEST_ID_HEADER,
     ROUTING_TABLE,
     TOKEN_ENV,
     VERSION_HEADER,
@@ -132,6 +135,24 @@ def _one_line(errors: list[dict]) -> str:
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
+
+
+def _capture_writer(args: RouterArgs, learner):
+    """The router's ``CaptureWriter``, or None when capture is off. Defined above ``Router``:
+    Serve serializes the ingress class as it is decorated, with the globals it sees then."""
+    if args.capture is None:
+        return None
+    from pipelines.monitoring.capture import CaptureConfig, CaptureWriter
+
+    config = CaptureConfig(use_case=args.use_case, **args.capture)
+    if config.rate == 0:
+        return None
+    return CaptureWriter(
+        config,
+        learner.capture_fields,
+        score_field=learner.score_field,
+        label_field=learner.decision_field,
+    )
 
 
 api = FastAPI(
@@ -267,6 +288,7 @@ class Router:
         self.mirror = StableMirror() if args.mirror_stable else None
         if self.mirror:
             import pipelines.ml.model  # noqa: F401  torch and pandas now, not while serving
+        self.capture = _capture_writer(args, self.learner)
         self.table = table
         self.routing: Routing | None = None
         held = None
@@ -300,6 +322,13 @@ class Router:
 
     async def _export(self, routing: Routing, version: str) -> bytes:
         return await self._call(routing.slots[version], version, "export")
+
+    def __del__(self):
+        """Serve calls this when it stops the replica gracefully: what capture holds is
+        written before the process goes."""
+        capture = getattr(self, "capture", None)
+        if capture is not None:
+            capture.close()
 
     def check_health(self) -> None:
         """A router that stopped following the routing table is restarted by Serve."""
@@ -374,6 +403,16 @@ class Router:
         if routing.shadow and served_by != "pinned":
             self._shadow(routing.slots[routing.shadow], routing.shadow, records, answer)
         answer["served_by"] = served_by
+        # Serve's request id, which it returns as X-Request-Id: the client's own when it sent
+        # one, else one Serve (or its HAProxy ingress) made up.
+        request_id = request.headers.get(REQUEST_ID_HEADER, "")[:128] or uuid.uuid4().hex
+        if self.capture:
+            meta = {
+                "request_id": request_id,
+                "model_version": answer["model_version"],
+                "served_by": served_by,
+            }
+            self.capture.offer(records, answer["predictions"], meta)
         return JSONResponse(answer, headers={VERSION_HEADER: answer["model_version"]})
 
     async def _records(self, request: Request) -> list[dict]:
@@ -463,6 +502,7 @@ class Router:
         routing = self.routing
         versions = {"stable": routing.stable, "canary": routing.canary, "shadow": routing.shadow}
         out = {"routing": routing.model_dump(), "shadow_stats": dict(self.shadow_stats)}
+        out["capture_stats"] = dict(self.capture.stats) if self.capture else None
         for role, version in versions.items():
             slot = routing.slots.get(version)
             out[role] = await self._call(slot, version, "metadata") if version else None
@@ -471,6 +511,10 @@ class Router:
 
 def router_builder(args: dict) -> Application:
     """The HTTP ingress (Serve config ``args``); its routing is the ``user_config`` of the
-    application's ``RoutingTable`` deployment."""
+    application's ``RoutingTable`` deployment. A bad capture config fails here, at deploy."""
     parsed = RouterArgs.model_validate(args)
+    if parsed.capture is not None:
+        from pipelines.monitoring.capture import CaptureConfig
+
+        CaptureConfig(use_case=parsed.use_case, **parsed.capture)
     return Router.options(num_replicas=parsed.num_replicas).bind(parsed, RoutingTable.bind())

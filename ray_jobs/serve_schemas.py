@@ -66,6 +66,11 @@ class RouterArgs(BaseModel):
         description="Score the stable version in the router's own process, from a copy of "
         "its slot's model (StableMirror), instead of a call to the slot's process",
     )
+    capture: dict | None = Field(
+        None,
+        description="Inference capture to the lake (pipelines.monitoring.capture.CaptureConfig "
+        "without use_case: root, rate, batch_rows, max_rows, flush_interval_s); off when None",
+    )
 
 
 def request_model_for(record_model: type[BaseModel]) -> type[BaseModel]:

@@ -7,7 +7,11 @@
 - **training** (``<name>_training``, when all seven days of an ISO week are validated):
   partitions → plan → train → … → report on that week;
 - **rollout** (``<name>_rollout``, by hand): one serving action (deploy, canary, shadow,
-  promote, rollback) on the use case's Serve application.
+  promote, rollback) on the use case's Serve application;
+- **monitor** (``<name>_monitor``, hourly): the suite and drift checks on the traffic the
+  endpoint captured, a drift page in the reports; drift emits the use case's drift asset;
+- **retrain** (``<name>_retrain``, on a drift asset event): plan → train → … → report on the
+  latest validated days, through the same promotion gate.
 
 Ids, assets, the model, the Serve application and its route are named after the use case
 (``pipelines.usecase``). Building a DAG imports no heavy library: task bodies import what
@@ -20,6 +24,7 @@ from datetime import timedelta
 
 from airflow.sdk import (
     DAG,
+    Asset,
     CronPartitionTimetable,
     Param,
     PartitionedAssetTimetable,
@@ -30,7 +35,14 @@ from airflow.sdk import (
 )
 
 from conveyor_dag_factory.defaults import RETRIES, START_DATE
-from conveyor_dag_factory.docs import daily_doc, rollout_doc, run_doc, training_doc
+from conveyor_dag_factory.docs import (
+    daily_doc,
+    monitor_doc,
+    retrain_doc,
+    rollout_doc,
+    run_doc,
+    training_doc,
+)
 from conveyor_dag_factory.ingestion import (
     ingest_params,
     ingest_with_params,
@@ -60,7 +72,13 @@ def build_dags(use_case: UseCase, *, daily_catchup: bool = False) -> dict[str, D
     case without a learner (it has nothing to train or serve)."""
     dags = [build_daily_dag(use_case, catchup=daily_catchup)]
     if use_case.learner:
-        dags += [build_run_dag(use_case), build_training_dag(use_case), build_rollout_dag(use_case)]
+        dags += [
+            build_run_dag(use_case),
+            build_training_dag(use_case),
+            build_rollout_dag(use_case),
+            build_monitor_dag(use_case),
+            build_retrain_dag(use_case),
+        ]
     return {dag.dag_id: dag for dag in dags}
 
 
@@ -221,4 +239,113 @@ def build_rollout_dag(use_case: UseCase) -> DAG:
             ),
         )
         smoke_test(use_case)(rollout.output)
+    return dag
+
+
+def drift_asset(use_case: UseCase) -> Asset:
+    """Served traffic drifted from the champion's training data: the monitoring DAG emits it
+    (``extra``: the drifted features and the window), the retraining DAG is scheduled on it."""
+    return Asset(name=f"drift_{use_case.name}", uri=use_case.drift_asset_uri, group="conveyor")
+
+
+def build_monitor_dag(use_case: UseCase) -> DAG:
+    """Hourly: the suite and drift checks on what the endpoint served, and a retraining
+    request when the use case's drift policy says so."""
+    name = use_case.name
+    with DAG(
+        dag_id=use_case.monitor_dag_id,
+        schedule="@hourly",
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=[*use_case.dag_tags, "monitoring"],
+        default_args=RETRIES,
+        doc_md=monitor_doc(use_case),
+        params={
+            "window_hours": Param(
+                use_case.drift.window_hours,
+                type="integer",
+                minimum=1,
+                maximum=24 * 31,
+                title="Window (hours)",
+                description="The served traffic to check: these hours up to the run's time.",
+            ),
+        },
+    ) as dag:
+
+        @task
+        def check(params=None, dag_run=None, run_id=None) -> dict:
+            """The suite and drift verdict on the window (``pipelines.monitoring``), written as
+            a page of the reports; compared with the champion's training partitions."""
+            from datetime import timedelta as hours_of
+
+            from conveyor_dag_factory.training import use_case_settings
+            from pipelines.catalog import get_use_case, learner_of
+            from pipelines.ml.registry import champion_training
+            from pipelines.monitoring.monitor import ServedCheck, check_served, write_drift_report
+
+            settings = use_case_settings(name)
+            spec = get_use_case(name)
+            end = dag_run.run_after
+            start = end - hours_of(hours=params["window_hours"])
+            version, dates = champion_training(settings.tracking_uri, settings.model_name)
+            if version is None:
+                found = ServedCheck(
+                    name, start.isoformat(), end.isoformat(), 0, None, [], "no champion yet"
+                )
+            else:
+                found = check_served(
+                    settings.lake, spec, learner_of(spec), start, end, dates, version
+                )
+            write_drift_report(settings.reports_dir, use_case.monitor_dag_id, run_id, found)
+            return found.as_dict()
+
+        @task.short_circuit
+        def drifted(found: dict) -> bool:
+            """Skips the retraining request unless the policy asked for one."""
+            return bool(found["retrain"])
+
+        @task(outlets=[drift_asset(use_case)])
+        def request_retraining(found: dict, outlet_events=None) -> None:
+            outlet_events[drift_asset(use_case)].extra = {
+                "drifted": found["drifted"],
+                "window_end": found["end"],
+                "model_version": found["model_version"],
+            }
+
+        found = check()
+        drifted(found) >> request_retraining(found)
+    return dag
+
+
+def build_retrain_dag(use_case: UseCase) -> DAG:
+    """Train on the latest validated days when the monitoring DAG reports drift; the new
+    model goes through the same gate, so one that does not beat the champion changes
+    nothing."""
+    with DAG(
+        dag_id=use_case.retrain_dag_id,
+        schedule=[drift_asset(use_case)],
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=[*use_case.dag_tags, "training"],
+        default_args=RETRIES,
+        doc_md=retrain_doc(use_case),
+        user_defined_macros={"settings": settings_macro(use_case)},
+        params={"days": with_default(use_case, "days", DAYS_PARAM), **training_params(use_case)},
+    ) as dag:
+
+        @task
+        def partitions(params=None) -> list[str]:
+            """The latest ``days`` committed partitions that passed validation."""
+            from pipelines.data.validation import latest_validated_days
+            from pipelines.settings import get_settings
+
+            settings = get_settings()
+            result_dir = settings.validation_dir / use_case.name
+            return latest_validated_days(
+                settings.lake, use_case.table.name, result_dir, params["days"]
+            )
+
+        train_register_serve(use_case, partitions(), dates_task="partitions")
     return dag

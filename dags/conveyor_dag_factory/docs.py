@@ -111,3 +111,35 @@ the cluster, next to Serve):
 A version that fails to start or fails its smoke requests is rolled back automatically: the
 routing from before the run keeps serving. Runs are idempotent: repeating one re-checks it.
 """
+
+
+def monitor_doc(uc: UseCase) -> str:
+    d = uc.drift
+    return f"""
+### {uc.title}, monitoring: served traffic validated and checked for drift, every hour
+
+The endpoint `{uc.serve_route_prefix}` keeps what it answers in the lake
+(`_served/{uc.name}/date=…/hour=…`, setting `CONVEYOR_CAPTURE_RATE`). Each run reads the last
+**window_hours** of it and:
+
+- runs the use case's suite on it (the column checks; served requests carry no label);
+- compares each feature with the champion's training partitions: PSI and a two-sample test
+  (Kolmogorov-Smirnov, chi-square for categories); a feature drifts at PSI ≥ {d.psi_threshold}
+  with p < {d.alpha}; under {d.min_rows} served rows there is no verdict;
+- writes a page to the reports (verdict, table per feature, PSI over time);
+- on drift{"" if d.retrain else " (retraining is off for this use case)"}, emits the
+  **drift_{uc.name}** asset event, which starts `{uc.retrain_dag_id}`.
+"""
+
+
+def retrain_doc(uc: UseCase) -> str:
+    return f"""
+### {uc.title}, retraining on drift: the latest validated days through the same gate
+
+Scheduled on the **drift_{uc.name}** asset that `{uc.monitor_dag_id}` emits when served traffic
+has drifted. Trains on the latest **Days** committed partitions that passed validation, then
+the same steps as `{uc.training_dag_id}`: plan (a version already trained on exactly these
+inputs is reused unless **Force retrain**) → train → register → promote → deploy →
+smoke_test → report. A retrained model that does not beat the champion is not promoted and
+the endpoint keeps serving what it served.
+"""

@@ -238,6 +238,18 @@ def week_partitions(root: str | os.PathLike, week_key: str, table: str) -> list[
     return [d.isoformat() for d in days]
 
 
+def append_part(folder: str, table: pa.Table, name: str) -> str:
+    """Add ``table`` to an append-only lake folder (served traffic) as one more data file,
+    ``<folder>/part-<name>.parquet``, written so that a reader lists all of it or nothing (a
+    hidden temporary file renamed into place, or one object PUT). Readers of such folders
+    read every ``part-*.parquet`` file; there is no manifest, since nothing is ever replaced."""
+    fs, target = _fs(folder)
+    fs.makedirs(target, exist_ok=True)
+    path = f"{target}/part-{name}.parquet"
+    _put(fs, path, table_bytes(table))
+    return path
+
+
 def partition_files(root: str | os.PathLike, days: list[dt.date], table: str) -> list[str]:
     return [data_path(root, day, table) for day in days]
 

@@ -162,7 +162,9 @@ def reference_expectations(profile: dict, spec: dict) -> list[dict]:
     return out
 
 
-def _describe(result) -> dict:
+def describe_result(result) -> dict:
+    """One GX expectation result as plain JSON: rule, expectation, column, expected, observed,
+    severity."""
     config = result.expectation_config
     kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
     observed = result.result.get("observed_value")
@@ -324,7 +326,7 @@ def validate_frame(
     if reference is not None:
         (out / "reference_profile.json").write_text(json.dumps(reference, indent=2))
 
-    failures = [_describe(r) for r in result.results if not r.success]
+    failures = [describe_result(r) for r in result.results if not r.success]
     report = ValidationReport(
         date=day.isoformat(),
         run=out.name,
@@ -379,6 +381,18 @@ def passed_dates(result_dir: str | Path) -> list[dt.date]:
         if json.loads(latest.read_text()).get("success"):
             found.append(dt.date.fromisoformat(latest.parent.name.removeprefix("date=")))
     return sorted(found)
+
+
+def latest_validated_days(lake_root: str, table: str, result_dir: str | Path, days: int):
+    """The latest ``days`` partitions of ``table`` that are committed and whose latest
+    validation passed (YYYY-MM-DD, oldest first): what a retraining trains on. None at all is
+    a one-line error."""
+    from pipelines.data.lake import committed_dates
+
+    usable = sorted(set(committed_dates(lake_root, table)) & set(passed_dates(result_dir)))
+    if not usable:
+        raise ValueError(f"table {table}: no committed partition has passed validation yet")
+    return [d.isoformat() for d in usable[-days:]]
 
 
 def reference_profile(lake_root: str, day: dt.date, result_dir: str | Path, spec: dict, table: str):

@@ -181,6 +181,18 @@ class Learner:
         """One record's answer: its score and the decision at the model's threshold."""
         return {self.score_field: score, self.decision_field: score >= threshold}
 
+    drift_features: ClassVar[tuple[str, ...]] = ()
+    """The captured columns compared with the training data for drift (numbers by PSI and
+    Kolmogorov-Smirnov, others as categories); default: ``inputs``."""
+
+    def capture_fields(self, record: dict) -> dict:
+        """The columns kept of one served record (``pipelines.monitoring.capture``), named as
+        in the lake's table so the use case's suite and drift checks read served traffic as
+        they read training data. Default: the record's inputs. A learner whose records are
+        not plain values (images) returns what is measured of them instead. Runs in the
+        capture's writer thread, never on the request path."""
+        return {name: record[name] for name in self.inputs if name in record}
+
     def check(self, owner: str) -> None:
         """A one-line error naming what this learner lacks."""
         missing = [

@@ -201,6 +201,20 @@ def resolve_version(tracking_uri: str, model_name: str, version_or_alias: str) -
     return str(client.get_model_version_by_alias(model_name, version_or_alias).version)
 
 
+def champion_training(tracking_uri: str, model_name: str) -> tuple[str | None, list[str]]:
+    """The champion's version and the partitions it was trained on (its ``train_dates``
+    tag); ``(None, [])`` while the model has no champion."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None, []
+    dates = [d for d in dict(version.tags).get("train_dates", "").split(",") if d]
+    return str(version.version), dates
+
+
 def describe_version(tracking_uri: str, model_name: str, version: str) -> dict:
     found = _client(tracking_uri).get_model_version(model_name, version)
     return {"run_id": found.run_id, "tags": dict(found.tags)}

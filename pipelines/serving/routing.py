@@ -9,6 +9,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 VERSION_HEADER = "X-Conveyor-Model-Version"
+REQUEST_ID_HEADER = "X-Request-Id"
+"""Serve's request id, sent back on every answer (the client's own, or one Serve made up):
+the key of the request's captured rows."""
 """Sent back with every prediction; sent by a client, it pins the request to that version."""
 TOKEN_ENV = "CONVEYOR_SERVE_TOKEN"
 """The bearer token's variable, read by the router on the Serve nodes and by our clients."""

@@ -43,7 +43,8 @@ class ServeTarget:
     predictor: dict = field(default_factory=dict)
     """Extra ``PredictorArgs``: num_replicas, num_cpus, max_batch_size, batch_wait_timeout_s."""
     router: dict = field(default_factory=dict)
-    """Extra ``RouterArgs``: num_replicas, mirror_stable, max_body_bytes, request_timeout_s."""
+    """Extra ``RouterArgs``: num_replicas, mirror_stable, max_body_bytes, request_timeout_s,
+    capture."""
     slots: int = 2
     """Predictor slots kept loaded. 2: the previous version stays warm (instant rollback) and
     a rollout loads into the idle slot without starting a process. 1 saves memory; each
@@ -116,6 +117,13 @@ class ServeTarget:
         return app_name == self.app_name or app_name.startswith(f"{self.app_name}--")
 
 
+def capture_args(settings) -> dict:
+    """The router's capture arguments of these settings (none when ``capture_rate`` is 0)."""
+    if settings.capture_rate <= 0:
+        return {}
+    return {"capture": {"root": settings.lake, "rate": settings.capture_rate}}
+
+
 def target_from_settings(settings, **overrides) -> ServeTarget:
     """The deployment target of a use case's ``ConveyorSettings`` (``for_use_case``), or of
     any settings with the names given in ``overrides`` (the CLI and tests use it)."""
@@ -136,5 +144,6 @@ def target_from_settings(settings, **overrides) -> ServeTarget:
         "token": settings.serve_token.get_secret_value() if settings.serve_require_auth else "",
         "slots": settings.serve_slots,
         "ray_token": find_ray_token(),
+        "router": capture_args(settings),
     }
     return ServeTarget(**{**values, **overrides})

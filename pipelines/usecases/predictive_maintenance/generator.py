@@ -36,6 +36,10 @@ class GeneratorConfig:
     minutes: int = MINUTES_PER_DAY
     seed: int = 42
     rnf_probability: float = 0.001
+    sensor_offset_k: float = 0.0
+    """Drift switch: a miscalibrated air-temperature sensor reads this many kelvin off. The
+    machines behave as before (failures follow the true temperature); only the reading moves,
+    the kind of drift a monitor must catch before the model's answers quietly degrade."""
 
 
 def _rng(seed: int, day: dt.date) -> np.random.Generator:
@@ -101,7 +105,7 @@ def generate_day(day: dt.date, config: GeneratorConfig | None = None) -> pd.Data
             "machine_id": np.repeat([f"M{i:04d}" for i in range(n_m)], n_t),
             "timestamp": np.tile(timestamps, n_m),
             "product_type": np.repeat(product, n_t),
-            "air_temperature_k": air.ravel().round(2),
+            "air_temperature_k": (air + cfg.sensor_offset_k).ravel().round(2),
             "process_temperature_k": process.ravel().round(2),
             "rotational_speed_rpm": speed.ravel().round(1),
             "torque_nm": torque.ravel().round(2),

@@ -42,12 +42,17 @@ class GeneratorConfig:
     """Share of images with a defect, spread evenly over the defect classes."""
     lines: int = 3
     seed: int = 42
+    lighting: float = 1.0
+    """Drift switch: the line's lighting as a gain on every pixel (1.0 as trained; 1.3 a
+    brighter lamp). Labels and defects are unchanged; only what the camera sees moves."""
 
     def __post_init__(self):
         if self.images < 1:
             raise ValueError(f"generator: images must be >= 1, got {self.images}")
         if not 0.0 <= self.defect_rate <= 1.0:
             raise ValueError(f"generator: defect_rate must be in [0, 1], got {self.defect_rate}")
+        if self.lighting <= 0:
+            raise ValueError(f"generator: lighting must be > 0, got {self.lighting}")
         if not 1 <= self.lines <= 26:
             raise ValueError(f"generator: lines must be in [1, 26], got {self.lines}")
 
@@ -146,6 +151,8 @@ def generate_day(day: dt.date, config: GeneratorConfig | None = None) -> pd.Data
         product = PRODUCTS[line % len(PRODUCTS)]
         label = _label(rng, cfg.defect_rate)
         pixels = render(rng, product, label)
+        if cfg.lighting != 1.0:
+            pixels = np.clip(pixels * cfg.lighting + 0.5, 0, 255).astype(np.uint8)
         data = encode_png(pixels)
         captured = (start + spacing * (i + 0.5)).floor("us")
         line_name = f"line-{chr(ord('a') + line)}"

@@ -83,16 +83,23 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 def measure(image, pixels: np.ndarray) -> dict:
     """What the suite checks of an image: its size and channels as received, and of the
-    model's pixels the brightness and contrast (mean and standard deviation, 0..1) and a focus
-    score (variance of the Laplacian; a blurred image scores low)."""
+    model's pixels what ``pixel_measures`` says."""
+    return {
+        "width": image.size[0],
+        "height": image.size[1],
+        "channels": len(image.getbands()),
+        **pixel_measures(pixels),
+    }
+
+
+def pixel_measures(pixels: np.ndarray) -> dict:
+    """Brightness and contrast (mean and standard deviation, 0..1) and a focus score
+    (variance of the Laplacian; a blurred image scores low) of the model's pixels."""
     gray = pixels.astype(np.float64) / 255.0
     laplacian = (
         4 * gray[1:-1, 1:-1] - gray[:-2, 1:-1] - gray[2:, 1:-1] - gray[1:-1, :-2] - gray[1:-1, 2:]
     )
     return {
-        "width": image.size[0],
-        "height": image.size[1],
-        "channels": len(image.getbands()),
         "brightness": round(float(gray.mean()), 6),
         "contrast": round(float(gray.std()), 6),
         "focus": round(float(laplacian.var()), 6),

@@ -17,7 +17,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipelines.ml.learner import Classifier, RequestError
-from pipelines.usecases.visual_quality_control.images import ImageError, decode, encode_png
+from pipelines.usecases.visual_quality_control.images import (
+    ImageError,
+    decode,
+    encode_png,
+    open_image,
+    pixel_measures,
+    sha256,
+    to_pixels,
+)
 from pipelines.usecases.visual_quality_control.schema import CLASSES, IMAGE_SIZE
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f"px_{i:04d}" for i in range(IMAGE_SIZE * IMAGE_SIZE))
@@ -160,18 +168,44 @@ class DefectLearner(Classifier):
         records = []
         for payload in payloads:
             try:
-                pixels = decode(
+                image = open_image(
                     payload.data,
                     payload.name,
                     max_bytes=MAX_REQUEST_IMAGE_BYTES,
                     max_pixels=MAX_REQUEST_PIXELS,
                 )
+                pixels = to_pixels(image)
             except ImageError as exc:
                 too_large = "exceeds the limit" in str(exc) or "too many pixels" in str(exc)
                 status = 413 if too_large else 422
                 raise RequestError(str(exc), status) from None
-            records.append({"pixels": pixels})
+            records.append(
+                {
+                    "pixels": pixels,
+                    "width": image.size[0],
+                    "height": image.size[1],
+                    "channels": len(image.getbands()),
+                    "sha256": sha256(payload.data),
+                }
+            )
         return records
+
+    drift_features = ("width", "height", "brightness", "contrast", "focus")
+
+    capture_image_rate: float = 0.1
+    """Share of captured requests whose image is kept too (as the model saw it: a grayscale
+    PNG of its pixels), chosen by the image's hash so the same image is always kept or not."""
+
+    def capture_fields(self, record: dict) -> dict:
+        """What the suite checks of a served image (size and channels as received; brightness,
+        contrast and focus of the model's pixels; its hash) and, for a share of them, the
+        image itself."""
+        fields = {k: record[k] for k in ("width", "height", "channels", "sha256") if k in record}
+        fields.update(pixel_measures(record["pixels"]))
+        digest = fields.get("sha256", "")
+        if digest and int(digest[:8], 16) / 16**8 < self.capture_image_rate:
+            fields["image"] = encode_png(record["pixels"])
+        return fields
 
 
 def misclassified_grid(learner, scores, targets, threshold, rows, out_dir, limit: int = 24):

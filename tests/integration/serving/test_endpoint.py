@@ -1,13 +1,17 @@
 """The live endpoint on a real Ray Serve: answers, metadata, strict input validation and auth."""
 
+import datetime as dt
 import json
 import math
+import time
+import uuid
 
 import httpx
 import pytest
 
+from pipelines.monitoring.capture import read_captured
 from pipelines.serving.rollout import deploy, wait_for_copy
-from pipelines.serving.routing import VERSION_HEADER
+from pipelines.serving.routing import REQUEST_ID_HEADER, VERSION_HEADER
 from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
 from pipelines.usecases.predictive_maintenance.schema import PHYSICAL_RANGES
 
@@ -159,3 +163,46 @@ def test_bearer_auth_when_required(versions, target_for):
     assert httpx.get(f"{target.endpoint}/metadata", timeout=30).status_code == 401
     assert httpx.get(f"{target.endpoint}/healthz", timeout=30).status_code == 200
     assert httpx.get(f"{target.endpoint}/openapi.json", timeout=30).status_code == 200
+
+
+def test_answered_requests_are_captured_to_the_lake_with_their_id(served, versions, local_stack):
+    """Capture is on by default (``capture_rate`` 1.0): each answered request's records, its
+    answers, the version and the request id reach ``<lake>/_served/<use case>`` within a flush
+    interval; a refused request is not captured."""
+    sent = {}
+    for i in range(3):
+        request_id = f"capture-{uuid.uuid4().hex}"
+        records = SAMPLE_RECORDS[: 1 + i % 2]
+        answer = httpx.post(
+            f"{served.endpoint}/predict",
+            json={"records": records},
+            headers={REQUEST_ID_HEADER: request_id},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.headers[REQUEST_ID_HEADER] == request_id
+        sent[request_id] = (records, answer.json()["predictions"])
+    refused = httpx.post(f"{served.endpoint}/predict", json=_with(torque_nm="abc"), timeout=30)
+    assert refused.status_code == 422
+    assert httpx.post(f"{served.endpoint}/predict", json=GOOD, timeout=30).headers[
+        REQUEST_ID_HEADER
+    ]  # one is made up when the client sends none
+
+    now = dt.datetime.now(dt.UTC)
+    window = (now - dt.timedelta(hours=1), now + dt.timedelta(hours=1))
+    rows: list[dict] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        table = read_captured(local_stack.lake, "predictive_maintenance", *window)
+        rows = [r for r in table.to_pylist() if r["_request_id"] in sent]
+        if len(rows) == sum(len(records) for records, _ in sent.values()):
+            break
+        time.sleep(1)
+    for request_id, (records, predictions) in sent.items():
+        mine = [r for r in rows if r["_request_id"] == request_id]
+        assert [{k: r[k] for k in GOOD} for r in mine] == records
+        assert [r["_score"] for r in mine] == [p["failure_probability"] for p in predictions]
+        assert {r["_model_version"] for r in mine} == {versions["a"]}
+        assert {r["_served_by"] for r in mine} == {"stable"}
+    stats = httpx.get(f"{served.endpoint}/metadata", timeout=30).json()["capture_stats"]
+    assert stats["written"] >= len(rows) and stats.get("dropped", 0) == 0

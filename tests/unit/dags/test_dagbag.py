@@ -28,7 +28,14 @@ def test_no_import_errors_and_every_use_case_has_its_dags(dagbag):
     expected = {
         dag_id
         for uc in discover_use_cases().values()
-        for dag_id in (uc.run_dag_id, uc.daily_dag_id, uc.training_dag_id, uc.rollout_dag_id)
+        for dag_id in (
+            uc.run_dag_id,
+            uc.daily_dag_id,
+            uc.training_dag_id,
+            uc.rollout_dag_id,
+            uc.monitor_dag_id,
+            uc.retrain_dag_id,
+        )
     }
     assert set(dagbag.dag_ids) == expected
     # Predictive maintenance kept the DAG ids it had before the use-case contract.
@@ -250,14 +257,20 @@ def test_a_use_case_from_outside_the_tree_gets_its_own_dags_with_no_edit_here():
         "energy_demand_daily",
         "energy_demand_training",
         "energy_demand_rollout",
+        "energy_demand_monitor",
+        "energy_demand_retrain",
         "predictive_maintenance",
         "telemetry_daily",
         "model_training",
         "serving_rollout",
+        "predictive_maintenance_monitor",
+        "predictive_maintenance_retrain",
         "visual_quality_control",
         "visual_quality_control_daily",
         "visual_quality_control_training",
         "visual_quality_control_rollout",
+        "visual_quality_control_monitor",
+        "visual_quality_control_retrain",
     } == set(seen["ids"])
     assert seen["asset"] == ["conveyor://lake/meter_readings/validated"]
     assert seen["tags"] == ["conveyor", "forecasting"]

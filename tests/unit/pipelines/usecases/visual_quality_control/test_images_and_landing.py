@@ -243,6 +243,21 @@ def test_a_request_reads_the_same_pixels_however_the_image_is_sent():
         assert np.array_equal(records[0]["pixels"], raw[0]["pixels"])
 
 
+def test_a_served_image_is_captured_as_the_suite_measures_it_at_ingest(day_frame):
+    """Served traffic is checked like the lake's rows: the same measurements, from the same
+    code, of the same image; the image itself is kept for the share its hash selects."""
+    measured = ["width", "height", "channels", "brightness", "contrast", "focus", "sha256"]
+    kept = 0
+    for row in day_frame.head(40).itertuples():
+        (record,) = LEARNER.parse_request("image/png", row.image)
+        fields = LEARNER.capture_fields(record)
+        assert {k: fields[k] for k in measured} == {k: getattr(row, k) for k in measured}
+        if "image" in fields:
+            kept += 1
+            assert np.array_equal(decode(fields["image"]), record["pixels"])
+    assert 0 < kept < 20  # about capture_image_rate (0.1) of them
+
+
 def test_the_split_never_cuts_a_lot(day_frame):
     frame = pd.concat(
         [generate_day(DAY + dt.timedelta(days=d), GeneratorConfig(images=90)) for d in range(3)]

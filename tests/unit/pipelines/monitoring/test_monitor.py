@@ -1,0 +1,105 @@
+"""One monitoring pass, without Airflow: captured traffic in a temporary lake against the
+training partitions beside it. A dark camera fails the image suite on served traffic and
+drifts on brightness; too little traffic gives no verdict; the drift page is listed with the
+run reports."""
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+
+from pipelines.catalog import get_use_case, learner_of
+from pipelines.data.ingest import ingest_day
+from pipelines.monitoring.capture import CaptureConfig, CaptureWriter
+from pipelines.monitoring.monitor import check_served, serving_expectations, write_drift_report
+from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
+from pipelines.usecases.predictive_maintenance.generator import generate_day as telemetry_day
+from pipelines.usecases.visual_quality_control import generator as images
+
+TRAINING_DAY = dt.date(2026, 11, 2)
+NOW = dt.datetime.now(dt.UTC)
+WINDOW = (NOW - dt.timedelta(hours=1), NOW + dt.timedelta(hours=1))
+
+
+def _capture(lake: str, use_case, records: list[dict]) -> None:
+    learner = learner_of(use_case)
+    writer = CaptureWriter(
+        CaptureConfig(root=lake, use_case=use_case.name),
+        learner.capture_fields,
+        score_field=learner.score_field,
+    )
+    answers = [{learner.score_field: 0.1}] * len(records)
+    writer.offer(records, answers, {"request_id": uuid.uuid4().hex, "model_version": "1"})
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def image_lake(tmp_path_factory):
+    """A training day of images in a lake, and the image use case."""
+    use_case = get_use_case("visual_quality_control")
+    lake = str(tmp_path_factory.mktemp("images") / "lake")
+    ingest_day(
+        TRAINING_DAY,
+        lake,
+        table=use_case.table,
+        generate=images.GeneratedDays(_config(1.0)),
+    )
+    return lake, use_case
+
+
+def _config(lighting: float) -> images.GeneratorConfig:
+    return images.GeneratorConfig(images=240, lighting=lighting)
+
+
+def _served_images(use_case, lighting: float) -> list[dict]:
+    learner = learner_of(use_case)
+    frame = images.generate_day(dt.date(2026, 11, 9), _config(lighting))
+    return [learner.parse_request("image/png", data)[0] for data in frame["image"]]
+
+
+def test_a_dark_camera_fails_the_suite_on_served_images_and_drifts_on_brightness(image_lake):
+    lake, use_case = image_lake
+    _capture(lake, use_case, _served_images(use_case, 0.2))
+    found = check_served(
+        lake, use_case, learner_of(use_case), *WINDOW, [TRAINING_DAY.isoformat()], "1"
+    )
+    assert found.rows == 240
+    assert "brightness" in found.drifted and found.retrain
+    assert not found.suite["success"]
+    assert {f["column"] for f in found.suite["critical_failures"]} >= {"brightness"}
+    assert "served traffic fails the suite on" in found.verdict
+
+
+def test_too_little_traffic_gives_no_verdict(tmp_path):
+    use_case = get_use_case("predictive_maintenance")
+    learner = learner_of(use_case)
+    frame = telemetry_day(TRAINING_DAY, GeneratorConfig(machines=2, minutes=20))
+    _capture(str(tmp_path), use_case, frame[list(learner.inputs)].to_dict("records"))
+    found = check_served(str(tmp_path), use_case, learner, *WINDOW, [TRAINING_DAY.isoformat()])
+    assert found.rows == 40 and not found.retrain and found.drift is None
+    assert found.verdict == "no verdict: 40 served rows in the window, fewer than 200"
+
+
+def test_served_traffic_is_checked_by_its_column_rules_only():
+    expectations = [
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+        {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["a"]}},
+        {"type": "expect_column_values_to_be_in_type_list", "kwargs": {"column": "a"}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "a"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "label"}},
+    ]
+    kept = serving_expectations(expectations, {"a", "b"})
+    assert [e["type"] for e in kept] == ["expect_column_values_to_be_between"]
+
+
+def test_the_drift_page_is_listed_with_the_run_reports(image_lake, tmp_path):
+    lake, use_case = image_lake
+    found = check_served(
+        lake, use_case, learner_of(use_case), *WINDOW, [TRAINING_DAY.isoformat()], "1"
+    )
+    page = write_drift_report(tmp_path, "visual_quality_control_monitor", "run-1", found)
+    assert found.verdict in page.read_text()
+    summary = json.loads((page.parent / "summary.json").read_text())
+    assert summary["served_version"] == "1" and summary["psi"]
+    assert "visual_quality_control_monitor" in (tmp_path / "index.html").read_text()

@@ -268,15 +268,18 @@ def throughput(urls: dict[str, str]) -> None:
 def capture(urls: dict[str, str]) -> None:
     """Inference capture at 100% vs off, on two routers serving the same version: p50 of one
     sequential client and throughput of 16 concurrent clients, rounds alternating."""
-    print("== capture at 100% vs off (5 x 300 sequential, then 3 x 10 s at 16 clients)")
+    print("== capture at 100% vs off (5 x 300 sequential, then 4 x 10 s at 16 clients)")
     p50 = {name: [] for name in urls}
     rps = {name: [] for name in urls}
+    order = list(urls)
     for _ in range(5):
-        for name, url in urls.items():
-            p50[name].append(_percentiles(sequential(url, 300))[0])
-    for _ in range(3):
-        for name, url in urls.items():
-            rps[name].append(saturate(url, 16, 10)[0])
+        for name in order:
+            p50[name].append(_percentiles(sequential(urls[name], 300))[0])
+        order.reverse()  # neither side always goes first
+    for _ in range(4):
+        for name in order:
+            rps[name].append(saturate(urls[name], 16, 10)[0])
+        order.reverse()
     for name in urls:
         print(
             f"{name:8s} p50={statistics.median(p50[name]) * 1000:6.2f} ms  "
@@ -496,11 +499,15 @@ def main(argv: list[str] | None = None) -> None:
             sides = {"batched": batched, "unbatched": unbatched}
             batching({name: (t.endpoint, t.app_name) for name, t in sides.items()}, model_dir)
         if "capture" in only:
-            off = target("nocapture", router={})  # the router's capture arguments left out
-            deploy(off, version)
-            if not wait_for_copy(off, version, timeout=60, scoring=True):
-                raise RuntimeError(f"the router never scored version {version} itself")
-            urls = {"capture": f"{batched.endpoint}/predict", "off": f"{off.endpoint}/predict"}
+            sides = {
+                "capture": target("capture"),  # the default: every request captured
+                "off": target("nocapture", router={}),  # the capture arguments left out
+            }
+            for side in sides.values():
+                deploy(side, version)
+                if not wait_for_copy(side, version, timeout=60, scoring=True):
+                    raise RuntimeError(f"the router never scored version {version} itself")
+            urls = {name: f"{side.endpoint}/predict" for name, side in sides.items()}
             for url in urls.values():
                 sequential(url, 50)  # warm-up
             capture(urls)

@@ -104,12 +104,18 @@ def verdict(
     tasks: dict[str, str],
     decision: dict | None,
     served_version: str | None,
+    serving_error: str | None = None,
 ) -> Verdict:
+    """The run's outcome in one line. ``serving_error`` is the failed rollout's own account
+    (what failed, that it rolled back, which version still serves); it is quoted as is."""
     failed = [task for task, state in tasks.items() if state == "failed"]
     if failed:
         # Before deploy nothing changed at the endpoint; a failed deploy or smoke test rolls
-        # back to what served before, which its own log names.
-        after = "rolled back (see its log)" if failed[0] in SERVING_TASKS else "nothing new served"
+        # back to what served before, which the rollout's error (or its log) names.
+        if failed[0] in SERVING_TASKS:
+            after = serving_error or "rolled back (see its log)"
+        else:
+            after = "nothing new served"
         return Verdict("failed", f"failed at {failed[0]}: {after}")
     if decision and not decision.get("promoted"):
         return Verdict("held", f"not promoted: {decision['reason']}")
@@ -138,17 +144,18 @@ def write_run_report(
     rollout: dict | None,
     decision: dict | None = None,
     links: dict[str, str] | None = None,
+    serving_error: str | None = None,
 ) -> Path:
     """Write the run's page (``index.html``, ``report.md``, ``summary.json``) and refresh the
     reports index; ``tasks`` maps task id to its state, ``decision`` is the promotion gate's
     (``PromotionDecision.as_dict()``), ``links`` are labelled URLs (MLflow, Data Docs, Ray
-    job, endpoint)."""
+    job, endpoint), ``serving_error`` the failed rollout's own error (see ``verdict``)."""
     out = report_dir(reports_root, dag_id, run_id)
     out.mkdir(parents=True, exist_ok=True)
     data = _data_rows(lake_root, table, validation_dir, dates or [])
     train = train or {}
     metrics = train.get("metrics", {})
-    outcome = verdict(tasks, decision, served_version)
+    outcome = verdict(tasks, decision, served_version, serving_error)
     summary = _summary(data, train, registered, decision, served_version, rollout)
 
     text_md = _markdown(dag_id, run_id, outcome, summary, tasks, data, train, links or {})

@@ -6,7 +6,9 @@ smoke requests come from where Serve is. The bearer token, when auth is on, is r
 node's ``CONVEYOR_SERVE_TOKEN`` (the variable the router itself reads), never from the command
 line; so is Ray's auth token for the Serve REST API, found on the node the way Ray finds it
 (``pipelines.ray_auth``). The result (routing, versions loaded into slots, slots removed,
-smoke answers) is written via ``ray_jobs.contract``.
+smoke answers) is written via ``ray_jobs.contract``; when the action fails (and was rolled
+back), the result is ``{"error": ...}`` with the rollout's own words (what failed, which version
+still serves), so the submitting task and the run report can say it without reading the log.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 
 from pipelines.lineage import Lineage, endpoint, model_version
 from pipelines.ray_auth import find_ray_token
+from pipelines.serving.client import DeployError
 from pipelines.serving.rollout import ACTIONS, run_action
 from pipelines.serving.routing import TOKEN_ENV
 from pipelines.serving.target import ServeTarget
@@ -47,7 +50,11 @@ def main(argv: list[str] | None = None) -> dict:
         token=os.environ.get(TOKEN_ENV, "") if described.get("require_auth") else "",
         ray_token=find_ray_token(),
     )
-    result = run_action(target, args.action, args.model_version, args.fraction)
+    try:
+        result = run_action(target, args.action, args.model_version, args.fraction)
+    except DeployError as exc:
+        write_result({"action": args.action, "error": str(exc)})
+        raise
     result["lineage"] = rollout_lineage(target, result["routing"]).as_dict()
     write_result(result)
     return result

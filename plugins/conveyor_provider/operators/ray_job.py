@@ -10,6 +10,9 @@
 - The job writes its result as JSON to shared storage (``ray_jobs.contract``); it becomes the
   task's XCom. Nothing is parsed out of stdout. Its ``lineage`` key (what the job read and
   wrote, ``pipelines.lineage``) becomes the task's OpenLineage inputs and outputs.
+- A job that fails may still write ``{"error": ...}`` (the rollout does: what failed and what
+  still serves). That text leads the task's error and is pushed to XCom ``job_error``, where
+  the run report reads it.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from conveyor_provider.triggers.ray_job import RayJobTrigger
 from pipelines.lineage import Lineage
 from pipelines.ray_jobs_client import DEFAULT_EXCLUDES, PROJECT_ROOT, project_runtime_env
 
-__all__ = ["DEFAULT_EXCLUDES", "PROJECT_ROOT", "RayJobOperator"]
+__all__ = ["DEFAULT_EXCLUDES", "JOB_ERROR_KEY", "PROJECT_ROOT", "RayJobOperator"]
 SUBMISSION_ID_KEY = "ray_submission_id"
+JOB_ERROR_KEY = "job_error"
+"""XCom key of a failed job's own account of the failure (its result's ``error``)."""
 TRIGGER_GRACE = timedelta(minutes=1)
 
 
@@ -127,29 +132,43 @@ class RayJobOperator(ReportsLineage, BaseOperator):
             )
         status = self._wait_streaming_logs(self.submission_id, timeout)
         message = self.hook.message(self.submission_id)
-        return self._finish(self.submission_id, status, message)
+        return self._finish(context, self.submission_id, status, message)
 
     def execute_complete(self, context, event: dict) -> Any:
         """Back from the trigger: raise on error or timeout, else return the job's result."""
         self.submission_id = event["submission_id"]
         if event["status"] == "timeout":
             raise AirflowException(event["message"])
-        return self._finish(self.submission_id, event["job_status"], event["message"])
+        return self._finish(context, self.submission_id, event["job_status"], event["message"])
 
     def on_kill(self) -> None:
         if self.submission_id:
             self.hook.stop(self.submission_id)
 
-    def _finish(self, submission_id: str, job_status: str | None, message: str) -> Any:
-        if job_status != "SUCCEEDED":
-            raise AirflowException(f"Ray job {submission_id} {job_status}: {message}")
+    def _finish(self, context, submission_id: str, job_status: str | None, message: str) -> Any:
         result_path = self._result_path(submission_id)
+        if job_status != "SUCCEEDED":
+            error = self._job_error(result_path)
+            if error:
+                context["ti"].xcom_push(key=JOB_ERROR_KEY, value=error)
+                raise AirflowException(f"{error} (Ray job {submission_id} {job_status})")
+            raise AirflowException(f"Ray job {submission_id} {job_status}: {message}")
         if not result_path.exists():
             raise AirflowException(f"Ray job {submission_id} wrote no result at {result_path}")
         result = json.loads(result_path.read_text())
         if isinstance(result, dict):
             self.lineage = Lineage.from_dict(result.get("lineage"))
         return result
+
+    @staticmethod
+    def _job_error(result_path: Path) -> str | None:
+        """The ``error`` a failed job wrote as its result, if it wrote one."""
+        try:
+            written = json.loads(result_path.read_text())
+        except (OSError, ValueError):
+            return None
+        error = written.get("error") if isinstance(written, dict) else None
+        return str(error) if error else None
 
     def _remember(self, context, submission_id: str) -> None:
         """Record the job for the "Ray job" link and Airflow's task state store."""

@@ -16,6 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from conveyor_provider.links.data_docs import DATA_DOCS_URL_KEY
 from conveyor_provider.links.ray_job import RAY_JOB_URL_KEY
 from conveyor_provider.links.report import REPORT_URL_KEY, REPORTS_PREFIX, RunReportLink
+from conveyor_provider.operators.ray_job import JOB_ERROR_KEY
 from conveyor_provider.operators.validation import VALIDATION_DIR_KEY
 
 FAILED = ("failed", "upstream_failed")
@@ -85,6 +86,7 @@ class RunReportOperator(BaseOperator):
             rollout=rollout,
             decision=ti.xcom_pull(task_ids=self.promote_task, key=DECISION_KEY),
             links=self._links(ti, settings, registered, rollout),
+            serving_error=ti.xcom_pull(task_ids=self.deploy_task, key=JOB_ERROR_KEY),
         )
         relative = path.relative_to(settings.reports_dir).as_posix()
         ti.xcom_push(key=REPORT_URL_KEY, value=f"{REPORTS_PREFIX}/{relative}")

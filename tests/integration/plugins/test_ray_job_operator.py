@@ -48,6 +48,12 @@ def probe():
 
     keep(job.output)
 
+    @task(trigger_rule="all_done")
+    def job_error(ti=None):
+        Path({errors!r}).write_text(json.dumps(ti.xcom_pull(task_ids="job", key="job_error")))
+
+    job >> job_error()
+
 
 probe()
 """
@@ -63,6 +69,7 @@ def _write_dag(tmp_path: Path, args: str, deferrable: bool = True) -> Path:
             results=str(tmp_path / "results"),
             deferrable=deferrable,
             out=str(tmp_path / "xcom.json"),
+            errors=str(tmp_path / "job_error.json"),
         )
     )
     return dag_file
@@ -121,12 +128,18 @@ def test_job_result_is_the_xcom_and_job_output_is_in_the_task_log(
 
 
 def test_failed_job_error_text_is_the_task_error(airflow_home, tmp_path):
-    dag_file = _write_dag(tmp_path, "--fail 'disk on fire'")
+    """A job that writes its own error before failing (the rollout job does): the task error
+    leads with it, XCom ``job_error`` keeps it for the run report, and the job's output (its
+    traceback) is in the task log."""
+    error = "deploy rolled back: smoke test failed; still serving version 3"
+    dag_file = _write_dag(tmp_path, f"--fail 'disk on fire' --error '{error}'")
     result, stdout, stderr = airflow_home.run_dag(dag_file, DAG_ID, "2026-11-02T00:00:00+00:00")
     assert result["state"] == "failed"
     assert result["tasks"]["job"] == "failed"
     log = stdout + stderr
-    assert "FAILED" in log and "RuntimeError: disk on fire" in log, log[-4000:]
+    assert "RuntimeError: disk on fire" in log, log[-4000:]
+    assert f"{error} (Ray job " in log and " FAILED)" in log, log[-4000:]
+    assert json.loads((tmp_path / "job_error.json").read_text()) == error
 
 
 def test_retry_after_the_task_process_is_killed_reattaches_to_the_same_job(

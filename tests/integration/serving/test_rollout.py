@@ -104,14 +104,27 @@ def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     assert p99(during) <= P99_RATIO_BOUND * p99(steady), observed
 
 
-def test_a_version_that_fails_its_health_check_never_gets_traffic(versions, target_for):
+def test_a_version_that_fails_its_health_check_never_gets_traffic(
+    versions, target_for, tmp_path, monkeypatch
+):
+    """Through the rollout job's entrypoint, as the deploy task runs it: the job fails, and its
+    result is the rollout's own error, which the task and the run report quote."""
+    import json
+
+    from ray_jobs.deploy import main as deploy_job
+
     target = target_for("pm-bad")
     deploy(target, versions["a"])
+    monkeypatch.setenv("CONVEYOR_RESULT_PATH", str(tmp_path / "result.json"))
+    argv = ["--action", "deploy", "--model-version", versions["nan"], "--target"]
     with Load(target.endpoint, rate=20) as load:
         time.sleep(2)
         with pytest.raises(DeployError, match="rolled back.*still serving version"):
-            deploy(target, versions["nan"])
+            deploy_job([*argv, target.to_json()])
         time.sleep(2)
+    error = json.loads((tmp_path / "result.json").read_text())["error"]
+    assert error.startswith("deploy rolled back: "), error
+    assert error.endswith(f"still serving version {versions['a']}"), error
     assert not failures(load.results), failures(load.results)[:5]
     assert {r[2] for r in load.results} == {versions["a"]}
     assert current_routing(target).stable == versions["a"]

@@ -84,6 +84,22 @@ def test_a_failed_smoke_test_says_the_endpoint_was_rolled_back():
     )
 
 
+def test_a_rolled_back_deploy_says_in_the_verdict_what_failed_and_what_still_serves(tmp_path):
+    error = "deploy rolled back: smoke test failed: NaN score; still serving version 3"
+    page = _report(
+        tmp_path,
+        tasks={"train": "success", "promote": "success", "deploy": "failed"},
+        train=None,
+        registered=None,
+        served_version="4",
+        rollout=None,
+        serving_error=error,
+    )
+    summary = read_summaries(tmp_path / "reports")[0]
+    assert summary["verdict"] == f"failed at deploy: {error}"
+    assert error in page.read_text()
+
+
 def test_a_classifier_s_report_shows_its_classes_and_its_figures(tmp_path):
     """Per-class metrics in the page, and the learner's holdout figures (a confusion matrix,
     misclassified images) embedded from the model's evaluation folder."""

@@ -99,6 +99,29 @@ def test_trigger_error_event_fails_the_task_with_the_jobs_message(tmp_path):
         op.execute_complete(_context(), event)
 
 
+def test_a_failed_job_s_own_error_leads_the_task_error_and_is_kept_for_the_report(tmp_path):
+    """The rollout job writes what failed and what still serves before it fails: the task
+    error starts with it, and XCom ``job_error`` keeps it for the run report."""
+    error = "deploy rolled back: smoke answered NaN; still serving version 3"
+    (tmp_path / "job-a.json").write_text(json.dumps({"action": "deploy", "error": error}))
+    op = _operator(tmp_path, RecordedHook(("job-a", False), "FAILED"))
+    context = _context()
+    event = {"status": "error", "submission_id": "job-a", "job_status": "FAILED", "message": "x"}
+    with pytest.raises(AirflowException) as failed:
+        op.execute_complete(context, event)
+    assert str(failed.value) == f"{error} (Ray job job-a FAILED)"
+    assert context["ti"].xcom["job_error"] == error
+
+
+def test_a_failed_job_without_an_error_keeps_ray_s_message_and_pushes_nothing(tmp_path):
+    (tmp_path / "job-a.json").write_text("{not json")  # a torn write must not hide the failure
+    op = _operator(tmp_path, RecordedHook(("job-a", False), "FAILED"), deferrable=False)
+    context = _context()
+    with pytest.raises(AirflowException, match="job-a FAILED: exit code 1"):
+        op.execute(context)
+    assert "job_error" not in context["ti"].xcom
+
+
 def test_success_event_returns_the_typed_result(tmp_path):
     (tmp_path / "job-a.json").write_text(json.dumps({"model_version": "3"}))
     op = _operator(tmp_path, RecordedHook(("job-a", False), "SUCCEEDED"))

@@ -154,3 +154,29 @@ def test_rollout_args_are_one_quoted_serve_target_without_secrets(monkeypatch):
         ServeTarget.from_json('{"typo": 1}')
     with pytest.raises(ValueError, match="settings.use_case is not set"):
         ConveyorSettings().rollout_args()
+
+
+def test_a_failed_rollout_writes_its_own_error_as_the_job_result(monkeypatch, tmp_path):
+    """What the operator and the run report quote: the rollout's error (what failed, which
+    version still serves) is the job's result, and the job still fails."""
+    import json
+    import shlex
+
+    import ray_jobs.deploy as deploy
+    from pipelines.catalog import get_use_case
+    from pipelines.serving.client import DeployError
+    from pipelines.settings import ConveyorSettings
+
+    def rolled_back(target, action, version, fraction):
+        raise DeployError(f"{action} rolled back: smoke test failed; still serving version 3")
+
+    monkeypatch.setattr(deploy, "run_action", rolled_back)
+    monkeypatch.setenv("CONVEYOR_RESULT_PATH", str(tmp_path / "result.json"))
+    args = ConveyorSettings().for_use_case(get_use_case("predictive_maintenance")).rollout_args()
+    with pytest.raises(DeployError, match="still serving version 3"):
+        deploy.main(["--action", "deploy", "--model-version", "4", *shlex.split(args)])
+    written = json.loads((tmp_path / "result.json").read_text())
+    assert written == {
+        "action": "deploy",
+        "error": "deploy rolled back: smoke test failed; still serving version 3",
+    }

@@ -15,6 +15,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--lines", type=int, default=0)
 parser.add_argument("--wait-for", default=None, help="block until this file exists")
 parser.add_argument("--fail", default=None, help="raise with this text")
+parser.add_argument("--error", default=None, help="before failing, write it as the result's error")
 parser.add_argument("--result", default="{}", help="JSON result to write")
 parser.add_argument("--starts", default=None, help="file to append one line to per start")
 args = parser.parse_args()
@@ -29,6 +30,8 @@ if args.wait_for:
         print("waiting", flush=True)
         time.sleep(0.5)
 if args.fail:
+    if args.error:
+        write_result({"error": args.error})
     print(f"about to fail: {args.fail}", file=sys.stderr, flush=True)
     raise RuntimeError(args.fail)
 write_result(json.loads(args.result))

@@ -148,8 +148,12 @@ assert not bag.import_errors, bag.import_errors
 dag = bag.dags[sys.argv[2]]
 when = pendulum.parse(sys.argv[3])  # run_after too, so the run_id is the same on every call
 run = dag.test(logical_date=when, run_after=when, run_conf=json.loads(sys.argv[4]))
-states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id, "tasks": states}))
+tis = run.get_task_instances()
+states = {ti.task_id: str(ti.state) for ti in tis}
+seconds = {ti.task_id: ti.duration for ti in tis if ti.duration is not None}
+print("RESULT " + json.dumps(
+    {"state": str(run.state), "run_id": run.run_id, "tasks": states, "seconds": seconds}
+))
 """
 
 

@@ -24,8 +24,13 @@ pytestmark = pytest.mark.integration
 DAYS = "2026-11-01,2026-11-02"
 EPOCHS = 8
 CHAOS_EPOCHS = 14
-"""The killed-worker runs are longer: the kill must land while epochs remain (with 8, a busy
+"""The killed-worker run is longer: the kill must land while epochs remain (with 8, a busy
 machine once let the run finish before the kill)."""
+SPREAD_EPOCHS = 2
+"""Where the workers run is the point of the two-node run, not how long it trains."""
+RESUMED_LOSS_RATIO = 0.85
+"""A resumed epoch's loss is below this share of epoch 0's: fresh weights would start at
+about epoch 0's loss (the same seed), a restored checkpoint well below it."""
 # Enough rows and small batches for epochs of about a second on two cores: slow enough to
 # kill a worker, or stop the job, between checkpoints.
 MACHINES, BATCH = 32, 64
@@ -109,12 +114,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, tmp_path):
+    """SIGKILL one Ray Train worker mid-run: Ray Train restarts the worker group from the last
+    registered checkpoint, every epoch runs once, and the resumed epochs start from the
+    checkpoint's weights, not fresh ones."""
     hook = RayJobsHook(address=ray_head.ray_jobs_address)
     storage, results = tmp_path / "runs", tmp_path / "results"
     results.mkdir()
-    reference = _train_job(hook, "uninterrupted", small_lake, storage, results, epochs=CHAOS_EPOCHS)
-    assert _wait(hook, reference) == "SUCCEEDED", hook.logs(reference)[-3000:]
-
     submitted = time.time() - 1  # create_time has a resolution of 10 ms
     sid = _train_job(hook, "chaos", small_lake, storage, results, epochs=CHAOS_EPOCHS)
     wait_until(lambda: _registered_epoch(storage, "chaos") >= 0, "a registered checkpoint", 300)
@@ -126,17 +131,20 @@ def test_a_killed_worker_resumes_from_the_last_checkpoint(ray_head, small_lake, 
 
     logs = hook.logs(sid)
     assert f"pid={victim})" in logs, f"the killed process {victim} was not a training worker"
-    chaos, clean = _result(results, sid), _result(results, reference)
-    assert [h["epoch"] for h in chaos["history"]] == list(range(CHAOS_EPOCHS))
+    chaos = _result(results, sid)
+    history = chaos["history"]
+    assert [h["epoch"] for h in history] == list(range(CHAOS_EPOCHS))
     # Read from the result, where every epoch says which epoch its attempt started at (a
     # worker's log line reaches the job log only through Ray's log forwarding). A checkpoint
     # was registered before the kill, so the restart resumes from it or a newer one, never
     # from scratch.
-    starts = [h["resumed_from_epoch"] for h in chaos["history"]]
+    starts = [h["resumed_from_epoch"] for h in history]
     assert starts[0] == 0 and max(starts) >= 1, starts
-    assert {h["resumed_from_epoch"] for h in clean["history"]} == {0}
-    assert chaos["metrics"]["pr_auc"] == pytest.approx(clean["metrics"]["pr_auc"], abs=0.1)
-    assert chaos["metrics"]["f1"] == pytest.approx(clean["metrics"]["f1"], abs=0.15)
+    # The weights came back too, not only the epoch counter: the first resumed epoch's loss
+    # is well below epoch 0's, which fresh weights (the same seed) would start again from.
+    resumed = next(h for h in history if h["resumed_from_epoch"] >= 1)
+    assert resumed["train_loss"] < RESUMED_LOSS_RATIO * history[0]["train_loss"], history
+    assert chaos["metrics"]["pr_auc"] > chaos["baseline"]["pr_auc"], chaos["metrics"]
 
 
 class _TaskInstance:
@@ -253,7 +261,13 @@ def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):
         storage, results = tmp_path / "runs", tmp_path / "results"
         results.mkdir()
         sid = _train_job(
-            hook, "spread", small_lake, storage, results, "--placement-strategy STRICT_SPREAD"
+            hook,
+            "spread",
+            small_lake,
+            storage,
+            results,
+            "--placement-strategy STRICT_SPREAD",
+            epochs=SPREAD_EPOCHS,
         )
         assert _wait(hook, sid) == "SUCCEEDED", hook.logs(sid)[-3000:]
         workers = _state_list(
@@ -262,7 +276,7 @@ def test_training_workers_on_two_nodes(ray_head, small_lake, tmp_path):
         job_id = hook.client.get_job_info(sid).job_id
         nodes = {a.node_id for a in workers if a.job_id == job_id}
         assert len(nodes) == 2, workers
-        assert _result(results, sid)["history"][-1]["epoch"] == EPOCHS - 1
+        assert _result(results, sid)["history"][-1]["epoch"] == SPREAD_EPOCHS - 1
     finally:
         stop(record)
         shutil.rmtree(node_temp, ignore_errors=True)

@@ -56,10 +56,15 @@ CLIENTS, RATE = 8, 40.0
 """The load during the zero-downtime rollout: 8 concurrent clients, 40 requests/s in all."""
 MAX_LATENCY_S = 1.0
 P99_RATIO_BOUND = 3.0
+P99_SLACK_S = 0.05
 """The target is p99 during <= 2x steady p99 (bench.serve_latency's rollouts section records
-it); the test allows 3x, the spread two shared cores give the same rollout from run to run,
-which still fails a rollout that stalls requests (a replica restart, a model loaded on the
-request path)."""
+it). The test allows 3x, or steady + 50 ms when that is more: the steady p99 is a few
+milliseconds, so a scheduling hiccup of the shared two cores during the switch (a handful of
+requests waiting tens of milliseconds) is a large ratio and no stall. Either bound still
+fails a rollout that stalls requests: a replica restart (seconds), a model loaded on the
+request path (a registry download, hundreds of milliseconds)."""
+STEADY_S = 6.0
+"""Load before and after the switch, the baseline: 240 requests on each side."""
 
 
 def test_redeploy_under_load_has_zero_downtime(versions, target_for):
@@ -67,11 +72,11 @@ def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     deploy(target, versions["a"])
     replicas = _replicas(target)
     with Load(target.endpoint, rate=RATE, clients=CLIENTS) as load:
-        time.sleep(12)  # steady state before
+        time.sleep(STEADY_S)  # steady state before
         switch_start = time.perf_counter()
         result = deploy(target, versions["b"])
         switch_end = time.perf_counter()
-        time.sleep(12)  # and after: the baseline spans the rollout, as machine noise drifts
+        time.sleep(STEADY_S)  # and after: the baseline spans the rollout, as noise drifts
     during = load.since(switch_start, switch_end + 3)
     steady = load.since(0, switch_start) + load.since(switch_end + 3)
     assert not failures(load.results), failures(load.results)[:5]
@@ -101,7 +106,7 @@ def test_redeploy_under_load_has_zero_downtime(versions, target_for):
     )
     print(observed)
     assert max(r[3] for r in during) <= MAX_LATENCY_S, observed
-    assert p99(during) <= P99_RATIO_BOUND * p99(steady), observed
+    assert p99(during) <= max(P99_RATIO_BOUND * p99(steady), p99(steady) + P99_SLACK_S), observed
 
 
 def test_a_version_that_fails_its_health_check_never_gets_traffic(

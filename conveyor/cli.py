@@ -178,6 +178,29 @@ def validate(
 
 @app.command()
 @_one_line_errors
+def feedback(
+    path: Path = typer.Argument(..., help="CSV or Parquet: _request_id, label, optional _row"),
+    lake: str | None = typer.Option(None, help="lake root (default: settings)"),
+    use_case: str | None = USE_CASE_OPTION,
+):
+    """Record feedback labels (the truth about served answers, learned later) for the
+    monitoring DAG's live precision and recall; appended to ``<lake>/_feedback/<use case>``."""
+    import pandas as pd
+
+    from pipelines.catalog import learner_of
+    from pipelines.monitoring.feedback import write_feedback
+
+    spec = _use_case(use_case)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    labels = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    numeric = not learner_of(spec).decision_field
+    written = write_feedback(lake or get_settings().lake, spec.name, labels, numeric=numeric)
+    _emit({"use_case": spec.name, "labels": len(labels), "path": written})
+
+
+@app.command()
+@_one_line_errors
 def train(
     dates: str = typer.Option(..., help="comma-separated partition dates"),
     epochs: int = typer.Option(5, min=1),

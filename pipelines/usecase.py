@@ -168,7 +168,8 @@ class DagIds:
     rollout: str | None = None
     """Serving actions (canary, promote, rollback, ...): ``<name>_rollout``."""
     monitor: str | None = None
-    """Served traffic validated and checked for drift, hourly: ``<name>_monitor``."""
+    """Served traffic validated and checked for drift, per completed hour and daily:
+    ``<name>_monitor``."""
     retrain: str | None = None
     """Training on the latest validated days when drift asks for it: ``<name>_retrain``."""
 
@@ -251,6 +252,12 @@ class UseCase:
     @property
     def retrain_dag_id(self) -> str:
         return self.dag_ids.retrain or f"{self.name}_retrain"
+
+    @property
+    def served_asset_uri(self) -> str:
+        """The asset of the endpoint's captured traffic: an event per completed hour (the
+        triggerer watches the lake) starts the monitoring DAG."""
+        return f"conveyor://served/{self.name}"
 
     @property
     def drift_asset_uri(self) -> str:

@@ -28,9 +28,10 @@ from pipelines.catalog import get_use_case, learner_of
 from pipelines.data import lake
 from pipelines.lineage import Lineage, lake_partitions, location
 from pipelines.ml import streaming
-from pipelines.ml.evaluation import holdout_report
+from pipelines.ml.evaluation import holdout_report, reference_scores
 from pipelines.ml.features import Scaler
 from pipelines.ml.model import save_model_dir
+from pipelines.ml.registry import REFERENCE_SCORES
 from pipelines.ml.result import TrainingResult
 from ray_jobs.contract import run_key, write_result
 
@@ -541,6 +542,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows=kept,
     )
     (model_dir / "evaluation" / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
+    served_like = reference_scores(learner, holdout.scores, threshold, seed=args.seed)
+    (model_dir / REFERENCE_SCORES).write_text(json.dumps({"scores": served_like}))
     out = TrainingResult(
         use_case=use_case.name,
         run_name=name,

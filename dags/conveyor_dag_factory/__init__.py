@@ -8,8 +8,9 @@
   partitions → plan → train → … → report on that week;
 - **rollout** (``<name>_rollout``, by hand): one serving action (deploy, canary, shadow,
   promote, rollback) on the use case's Serve application;
-- **monitor** (``<name>_monitor``, hourly): the suite and drift checks on the traffic the
-  endpoint captured, a drift page in the reports; drift emits the use case's drift asset;
+- **monitor** (``<name>_monitor``, per completed hour of traffic, and daily): the suite and
+  drift checks on the traffic the endpoint captured, a drift page in the reports; drift
+  emits the use case's drift asset;
 - **retrain** (``<name>_retrain``, on a drift asset event): plan → train → … → report on the
   latest validated days, through the same promotion gate.
 
@@ -25,7 +26,10 @@ from datetime import timedelta
 from airflow.sdk import (
     DAG,
     Asset,
+    AssetOrTimeSchedule,
+    AssetWatcher,
     CronPartitionTimetable,
+    CronTriggerTimetable,
     Param,
     PartitionedAssetTimetable,
     RollupMapper,
@@ -60,6 +64,7 @@ from conveyor_dag_factory.training import (
 from conveyor_provider.lineage import lineage_task
 from conveyor_provider.operators.ray_job import RayJobOperator
 from conveyor_provider.operators.validation import DataValidationOperator
+from conveyor_provider.triggers.captured import CapturedHoursTrigger
 from pipelines.usecase import UseCase
 
 WEEKLY = RollupMapper(upstream_mapper=StartOfWeekMapper(), window=WeekWindow())
@@ -248,13 +253,31 @@ def drift_asset(use_case: UseCase) -> Asset:
     return Asset(name=f"drift_{use_case.name}", uri=use_case.drift_asset_uri, group="conveyor")
 
 
+def served_asset(use_case: UseCase) -> Asset:
+    """The endpoint's captured traffic; the triggerer watches the lake and emits an event for
+    each completed hour (``CapturedHoursTrigger``), which starts the monitoring DAG."""
+    watcher = AssetWatcher(
+        name=f"served_{use_case.name}_hours", trigger=CapturedHoursTrigger(use_case.name)
+    )
+    return Asset(
+        name=f"served_{use_case.name}",
+        uri=use_case.served_asset_uri,
+        group="conveyor",
+        watchers=[watcher],
+    )
+
+
 def build_monitor_dag(use_case: UseCase) -> DAG:
-    """Hourly: the suite and drift checks on what the endpoint served, and a retraining
-    request when the use case's drift policy says so."""
+    """Once per completed hour of served traffic, and daily: the suite and drift checks on
+    what the endpoint served, and a retraining request when the use case's drift policy says
+    so."""
     name = use_case.name
     with DAG(
         dag_id=use_case.monitor_dag_id,
-        schedule="@hourly",
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable("@daily", timezone="UTC"),
+            assets=[served_asset(use_case)],
+        ),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
@@ -281,7 +304,7 @@ def build_monitor_dag(use_case: UseCase) -> DAG:
 
             from conveyor_dag_factory.training import use_case_settings
             from pipelines.catalog import get_use_case, learner_of
-            from pipelines.ml.registry import champion_training
+            from pipelines.ml.registry import champion_training, version_reference_scores
             from pipelines.monitoring.monitor import ServedCheck, check_served, write_drift_report
 
             settings = use_case_settings(name)
@@ -294,8 +317,11 @@ def build_monitor_dag(use_case: UseCase) -> DAG:
                     name, start.isoformat(), end.isoformat(), 0, None, [], "no champion yet"
                 )
             else:
+                scores = version_reference_scores(
+                    settings.tracking_uri, settings.model_name, version
+                )
                 found = check_served(
-                    settings.lake, spec, learner_of(spec), start, end, dates, version
+                    settings.lake, spec, learner_of(spec), start, end, dates, version, scores
                 )
             write_drift_report(settings.reports_dir, use_case.monitor_dag_id, run_id, found)
             return found.as_dict()

@@ -116,7 +116,10 @@ routing from before the run keeps serving. Runs are idempotent: repeating one re
 def monitor_doc(uc: UseCase) -> str:
     d = uc.drift
     return f"""
-### {uc.title}, monitoring: served traffic validated and checked for drift, every hour
+### {uc.title}, monitoring: served traffic validated and checked for drift
+
+Runs when an hour of served traffic is complete (the triggerer watches the lake and emits a
+`served_{uc.name}` asset event per completed hour), and daily at midnight UTC.
 
 The endpoint `{uc.serve_route_prefix}` keeps what it answers in the lake
 (`_served/{uc.name}/date=…/hour=…`, setting `CONVEYOR_CAPTURE_RATE`). Each run reads the last

@@ -155,6 +155,26 @@ def holdout_report(score, frame: pd.DataFrame, threshold: float, learner: Learne
     return report
 
 
+REFERENCE_SCORE_ROWS = 5_000
+
+
+def reference_scores(
+    learner: Learner,
+    scores: np.ndarray,
+    threshold: float,
+    limit: int = REFERENCE_SCORE_ROWS,
+    seed: int = 0,
+) -> list[float]:
+    """Up to ``limit`` holdout scores as the endpoint answers them (the learner's
+    ``prediction(...)[score_field]``: a probability, an alarm probability, a prediction), a
+    seeded sample: the reference the monitoring DAG measures prediction drift against."""
+    scores = np.asarray(scores)
+    if len(scores) > limit:
+        scores = scores[np.sort(np.random.default_rng(seed).choice(len(scores), limit, False))]
+    field = learner.score_field
+    return [float(learner.prediction(score, threshold)[field]) for score in scores]
+
+
 BASELINE_ROWS = 200_000
 """Baselines are fitted on at most this many training rows (a seeded sample): a reference,
 not a contender, and their cost must not grow with the data."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from pipelines.ml.result import TrainingResult, flatten_metrics
 
@@ -58,7 +59,6 @@ def code_version() -> str:
     checkout's HEAD, else "unknown"."""
     import os
     import subprocess
-    from pathlib import Path
 
     if os.environ.get("CONVEYOR_GIT_COMMIT"):
         return os.environ["CONVEYOR_GIT_COMMIT"]
@@ -213,6 +213,34 @@ def champion_training(tracking_uri: str, model_name: str) -> tuple[str | None, l
         return None, []
     dates = [d for d in dict(version.tags).get("train_dates", "").split(",") if d]
     return str(version.version), dates
+
+
+REFERENCE_SCORES = "evaluation/reference_scores.json"
+"""Where in a model directory training keeps a sample of its holdout scores as the endpoint
+answers them (``pipelines.ml.evaluation.reference_scores``): the reference of prediction drift."""
+
+
+def version_reference_scores(tracking_uri: str, model_name: str, version: str) -> list[float]:
+    """The reference scores a version was trained with; ``[]`` for a version trained before
+    they were kept (its prediction drift is then not measured), or whose artifacts are gone."""
+    import json
+    import tempfile
+
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    source = _client(tracking_uri).get_model_version_download_uri(model_name, version)
+    with tempfile.TemporaryDirectory(prefix="scores-") as scratch:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{source.rstrip('/')}/{REFERENCE_SCORES}",
+                dst_path=scratch,
+                tracking_uri=tracking_uri,
+            )
+        except (MlflowException, OSError) as exc:
+            log.info("no reference scores for %s v%s: %s", model_name, version, exc)
+            return []
+        return [float(s) for s in json.loads(Path(path).read_text())["scores"]]
 
 
 def describe_version(tracking_uri: str, model_name: str, version: str) -> dict:

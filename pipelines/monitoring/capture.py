@@ -41,15 +41,17 @@ SERVED = "_served"
 """The lake folder of captured traffic (outside every table's folder, like ``_quarantine``)."""
 CAPTURE_COLUMNS = (
     "_request_id",
+    "_row",
     "_captured_at",
     "_model_version",
     "_served_by",
     "_score",
     "_label",
 )
-"""The capture's own columns: request id (also the answer's ``X-Request-Id`` header, for
-joining feedback labels), UTC time, the version that answered, how it was picked (stable,
-canary, pinned), and the prediction's score and decision."""
+"""The capture's own columns: request id (also the answer's ``X-Request-Id`` header) and the
+record's position in the request (together the key feedback labels join on,
+``pipelines.monitoring.feedback``), UTC time, the version that answered, how it was picked
+(stable, canary, pinned), and the prediction's score and decision."""
 
 
 class CaptureConfig(BaseModel):
@@ -128,9 +130,15 @@ class CaptureWriter:
             if len(self._queue) + n > self.config.max_rows:
                 self.stats["dropped"] += n
                 return False
-            for record, prediction in zip(records, predictions, strict=True):
+            for row, (record, prediction) in enumerate(zip(records, predictions, strict=True)):
                 self._queue.append(
-                    {"record": record, "prediction": prediction, "at": captured_at, **meta}
+                    {
+                        "record": record,
+                        "prediction": prediction,
+                        "at": captured_at,
+                        "row": row,
+                        **meta,
+                    }
                 )
             queued = len(self._queue)
         self.stats["queued"] += n
@@ -182,6 +190,7 @@ class CaptureWriter:
                 log.warning("capture: a record was not captured: %r", exc)
                 continue
             row["_request_id"] = item.get("request_id")
+            row["_row"] = item["row"]
             row["_captured_at"] = dt.datetime.fromtimestamp(item["at"], dt.UTC)
             row["_model_version"] = item.get("model_version")
             row["_served_by"] = item.get("served_by")
@@ -217,6 +226,18 @@ def captured_hours(root: str, use_case: str) -> list[dt.datetime]:
         hour = folder.rsplit("hour=", 1)[-1]
         hours.append(dt.datetime.fromisoformat(f"{day}T{hour}:00:00+00:00"))
     return sorted(hours)
+
+
+def completed_hours(
+    root: str, use_case: str, after: dt.datetime | None, now: dt.datetime
+) -> list[dt.datetime]:
+    """Hours with captured traffic that began after ``after`` (all, when None) and had ended
+    by ``now``, oldest first: what the event-driven monitoring announces."""
+    return [
+        hour
+        for hour in captured_hours(root, use_case)
+        if (after is None or hour > after) and hour + dt.timedelta(hours=1) <= now
+    ]
 
 
 def read_captured(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pandas as pd
 
 from pipelines.monitoring.capture import read_captured
 from pipelines.monitoring.drift import compare
+from pipelines.monitoring.feedback import live_quality, read_feedback
 
 TABLE_LEVEL = ("column_set", "column_list", "column_A", "column_B")
 STORAGE_TYPE_CHECKS = (
@@ -44,6 +46,8 @@ class ServedCheck:
     drifted: list[str] = field(default_factory=list)
     drift: dict | None = None
     suite: dict | None = None
+    live: dict | None = None
+    """Quality on the window's answers that have a feedback label (``feedback.live_quality``)."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -112,9 +116,15 @@ def check_served(
     end: dt.datetime,
     reference_dates: list[str],
     model_version: str | None = None,
+    reference_scores: Sequence[float] = (),
 ) -> ServedCheck:
     """The suite and drift verdict on the traffic ``use_case``'s endpoint served in
-    ``[start, end)`` against ``reference_dates`` (the champion's training partitions)."""
+    ``[start, end)`` against ``reference_dates`` (the champion's training partitions).
+
+    ``reference_scores`` (the champion's holdout scores as the endpoint answers them,
+    ``registry.version_reference_scores``) adds prediction drift, measured on the window's
+    answers from ``model_version`` alone (a canary's answers are another model's); none given,
+    or too few such answers, and it is left out."""
     policy = use_case.drift
     served = read_captured(lake_root, use_case.name, start, end).to_pandas()
     base = {
@@ -144,6 +154,7 @@ def check_served(
         served,
         numeric=numeric,
         categorical=categorical,
+        scores=_prediction_sides(served, model_version, reference_scores, policy.min_rows),
         psi_threshold=policy.psi_threshold,
         alpha=policy.alpha,
     )
@@ -154,18 +165,42 @@ def check_served(
             "retraining requested" if retrain else "retraining is off for this use case"
         )
     else:
-        verdict = f"no drift in {len(features)} features over {len(served)} served rows"
+        also = " or the prediction" if len(report.features) > len(features) else ""
+        verdict = f"no drift in {len(features)} features{also} over {len(served)} served rows"
     if not suite["success"]:
         failed = sorted({f.get("column") or f["expectation"] for f in suite["critical_failures"]})
         verdict += f"; served traffic fails the suite on {', '.join(map(str, failed))}"
+    live = live_quality(served, read_feedback(lake_root, use_case.name, start.date()), learner)
     return ServedCheck(
         **base,
-        verdict=verdict,
+        verdict=verdict + _live_words(live),
         retrain=retrain,
         drifted=drifted,
         drift=report.as_dict(),
         suite=suite,
+        live=live,
     )
+
+
+def _live_words(live: dict | None) -> str:
+    if not live:
+        return ""
+    shown = [
+        f"{name} {live[name]:.2f}"
+        for name in ("precision", "recall", "mae")
+        if live.get(name) is not None
+    ]
+    return f"; live {', '.join(shown) or 'quality'} on {live['labelled']} labelled answers"
+
+
+def _prediction_sides(
+    served: pd.DataFrame, model_version: str | None, reference: Sequence[float], min_rows: int
+) -> tuple[list[float], list[float]] | None:
+    if not reference or model_version is None or "_score" not in served.columns:
+        return None
+    mine = served.loc[served["_model_version"].astype(str) == str(model_version), "_score"]
+    current = mine.dropna().astype(float).tolist()
+    return (list(reference), current) if len(current) >= min_rows else None
 
 
 SUMMARY_FILE = "summary.json"

@@ -11,7 +11,8 @@ def get_provider_info() -> dict:
         "name": "Conveyor",
         "description": "Ray Jobs, Great Expectations validation and run reports for Airflow.",
         "integrations": [
-            {"integration-name": "Ray", "external-doc-url": "https://docs.ray.io", "tags": []}
+            {"integration-name": "Ray", "external-doc-url": "https://docs.ray.io", "tags": []},
+            {"integration-name": "Conveyor monitoring", "tags": []},
         ],
         "hooks": [
             {
@@ -23,7 +24,11 @@ def get_provider_info() -> dict:
             {
                 "integration-name": "Ray",
                 "python-modules": ["conveyor_provider.triggers.ray_job"],
-            }
+            },
+            {
+                "integration-name": "Conveyor monitoring",
+                "python-modules": ["conveyor_provider.triggers.captured"],
+            },
         ],
         "connection-types": [
             {

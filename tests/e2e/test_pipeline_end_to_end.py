@@ -80,6 +80,11 @@ def test_dag_runs_end_to_end_and_the_endpoint_serves_predictions(own, airflow_ho
     assert registered.tags["dag_run_id"] == result["run_id"]
     assert registered.tags["train_dates"] == "2026-11-01,2026-11-02"
     assert {"manifest.2026-11-01", "manifest.2026-11-02", "git_commit"} <= set(registered.tags)
+    # Its holdout scores as the endpoint answers them: the monitor's prediction-drift reference.
+    from pipelines.ml.registry import version_reference_scores
+
+    scores = version_reference_scores(settings.tracking_uri, settings.model_name, "1")
+    assert scores and all(0.0 <= s <= 1.0 for s in scores)
 
     # The run's report page: what is served first, then data, validation, training, metrics,
     # and where to look next.

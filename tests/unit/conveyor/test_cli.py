@@ -123,3 +123,24 @@ def test_demo_runs_the_named_use_case_with_the_demos_fields_and_the_given_ones(m
         ("predictive_maintenance", {}),
         ("visual_quality_control", {"images": 90, "epochs": 3}),
     ]
+
+
+def test_feedback_labels_are_appended_and_a_bad_file_is_one_line(tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("_request_id,_row,label\nreq-1,0,true\nreq-1,1,false\n")
+    lake_root = str(tmp_path / "lake")
+    args = ["feedback", str(labels), "--lake", lake_root, "--use-case", "predictive_maintenance"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["labels"] == 2
+    from pipelines.monitoring.feedback import read_feedback
+
+    read = read_feedback(
+        lake_root, "predictive_maintenance", dt.date.today() - dt.timedelta(days=1)
+    )
+    assert sorted(read["label"]) == [False, True]
+
+    labels.write_text("_request_id,label\nreq-2,perhaps\n")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert "conveyor feedback: feedback: label 'perhaps' is not a yes/no answer" in result.output

@@ -300,3 +300,20 @@ def test_a_use_case_without_a_learner_gets_only_its_ingest_and_validate_dag():
     assert list(build_dags(UseCase(name="meters_only", title="M", table=table))) == [
         "meters_only_daily"
     ]
+
+
+def test_the_monitoring_dag_runs_per_completed_hour_of_traffic_and_daily(dagbag):
+    """Event-driven: the triggerer watches the use case's captured traffic
+    (``CapturedHoursTrigger``) and each completed hour is an asset event that starts the
+    monitoring DAG; the daily clock stays as the safety net."""
+    from pipelines.catalog import get_use_case
+
+    for name in ("predictive_maintenance", "visual_quality_control"):
+        use_case = get_use_case(name)
+        timetable = dagbag.dags[use_case.monitor_dag_id].timetable
+        assert "expression='0 0 * * *'" in repr(timetable.timetable), timetable.timetable
+        (asset,) = timetable.asset_condition.objects
+        assert asset.uri == use_case.served_asset_uri
+        (watcher,) = asset.watchers
+        path, kwargs = watcher.trigger.serialize()
+        assert path.endswith("CapturedHoursTrigger") and kwargs["use_case"] == name

@@ -67,3 +67,33 @@ def test_a_version_is_found_again_by_what_it_was_trained_on(tmp_path, monkeypatc
     assert (
         training_fingerprint(lake_root, "telemetry", days, hyper) != fingerprint
     )  # new rows: retrain
+
+
+def test_a_version_s_reference_scores_are_what_training_kept_or_none(tmp_path, monkeypatch):
+    """Training keeps a seeded sample of holdout scores as the endpoint answers them (an alarm
+    probability for the image learner's class scores); the monitor reads them back from the
+    registry. A version trained before they were kept has none, and that is not an error."""
+    import numpy as np
+
+    from pipelines.catalog import learner_of
+    from pipelines.ml.evaluation import reference_scores
+    from pipelines.ml.registry import REFERENCE_SCORES, version_reference_scores
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    images = learner_of("visual_quality_control")
+    classes = np.random.default_rng(0).dirichlet(np.ones(len(images.classes)), 7000)
+    kept = reference_scores(images, classes, threshold=0.5, limit=5000)
+    alarm = images.alarm_scores(classes)
+    assert len(kept) == 5000 and set(kept) <= set(alarm.tolist())
+    assert kept == reference_scores(images, classes, threshold=0.5, limit=5000)  # seeded
+
+    for name, scores in (("with", kept), ("without", None)):
+        model_dir = tmp_path / name / "model"
+        (model_dir / "evaluation").mkdir(parents=True)
+        if scores is not None:
+            (model_dir / REFERENCE_SCORES).write_text(json.dumps({"scores": scores}))
+        result = {"model_dir": str(model_dir), "params": {}, "metrics": {}, "train_dates": []}
+        register_training(uri, name, result, f"run-{name}")
+    assert version_reference_scores(uri, "with", "1") == kept
+    assert version_reference_scores(uri, "without", "1") == []

@@ -103,3 +103,62 @@ def test_the_drift_page_is_listed_with_the_run_reports(image_lake, tmp_path):
     summary = json.loads((page.parent / "summary.json").read_text())
     assert summary["served_version"] == "1" and summary["psi"]
     assert "visual_quality_control_monitor" in (tmp_path / "index.html").read_text()
+
+
+def test_answers_unlike_the_champion_s_holdout_scores_are_prediction_drift(tmp_path):
+    """Inputs like the training day, answers not like the champion's holdout scores: drift
+    in the prediction alone. Only the champion's own answers are compared (a canary's are
+    another model's), and a window with answers like the reference has none."""
+    import numpy as np
+
+    use_case = get_use_case("predictive_maintenance")
+    learner = learner_of(use_case)
+    lake = str(tmp_path / "lake")
+    fleet = GeneratorConfig(machines=20, minutes=120)
+    from pipelines.usecases.predictive_maintenance.ingest import ingest_day as ingest_telemetry
+
+    ingest_telemetry(TRAINING_DAY, lake, generator=fleet)
+    rng = np.random.default_rng(0)
+    reference = rng.beta(2, 20, 3000).tolist()  # mostly healthy machines: low probabilities
+    records = telemetry_day(TRAINING_DAY, fleet)[list(learner.inputs)]  # inputs as trained on
+    records = records.sample(600, random_state=1).to_dict("records")
+
+    def serve(root: str, champion_scores, canary_scores) -> None:
+        writer = CaptureWriter(
+            CaptureConfig(root=root, use_case=use_case.name),
+            learner.capture_fields,
+            score_field=learner.score_field,
+        )
+        for version, scores in (("3", champion_scores), ("4", canary_scores)):
+            answers = [{learner.score_field: float(s)} for s in scores]
+            meta = {"request_id": uuid.uuid4().hex, "model_version": version}
+            writer.offer(records[: len(answers)], answers, meta)
+        writer.close()
+
+    alike = str(tmp_path / "alike")
+    serve(alike, rng.beta(2, 20, 600), rng.beta(8, 2, 300))  # the canary's answers differ
+    _copy_lake(lake, alike)
+    found = check_served(
+        alike, use_case, learner, *WINDOW, [TRAINING_DAY.isoformat()], "3", reference
+    )
+    prediction = [f for f in found.drift["features"] if f["feature"] == "prediction"]
+    assert prediction and prediction[0]["current_rows"] == 600
+    assert found.drifted == [] and "or the prediction" in found.verdict
+
+    shifted = str(tmp_path / "shifted")
+    serve(shifted, rng.beta(8, 2, 600), rng.beta(2, 20, 300))
+    _copy_lake(lake, shifted)
+    found = check_served(
+        shifted, use_case, learner, *WINDOW, [TRAINING_DAY.isoformat()], "3", reference
+    )
+    assert found.drifted == ["prediction"] and found.retrain
+
+    # A champion trained before reference scores were kept: prediction drift is left out.
+    found = check_served(shifted, use_case, learner, *WINDOW, [TRAINING_DAY.isoformat()], "3")
+    assert "prediction" not in {f["feature"] for f in found.drift["features"]}
+
+
+def _copy_lake(source: str, target: str) -> None:
+    import shutil
+
+    shutil.copytree(source, target, dirs_exist_ok=True)

@@ -1,0 +1,93 @@
+"""Event-driven monitoring: fire when an hour of a use case's served traffic is complete.
+
+An ``AssetWatcher`` on the use case's served-traffic asset runs this trigger on the
+triggerer; each event it yields is an asset event, which starts the monitoring DAG for that
+hour (``AssetOrTimeSchedule``: the DAG's clock schedule stays as the safety net). An hour is
+complete once it has ended and ``settle_s`` passed (every replica flushes within seconds).
+
+The hours already announced are remembered in the asset's state store (``announced_until``),
+in Airflow's metadata DB, so a restarted or moved triggerer announces each hour once. The
+event is yielded before the mark is moved: after a crash between the two, an hour may be
+announced twice (the monitoring pass is idempotent), never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+
+WATERMARK = "announced_until"
+
+
+class CapturedHoursTrigger(BaseEventTrigger):
+    """Yield ``{"use_case", "hours"}`` for each batch of newly completed captured hours of
+    ``use_case`` (``pipelines.monitoring.capture`` layout), polling every ``poll_interval``
+    seconds, forever. ``root`` is the lake; None (the DAGs' choice): the settings' lake, read
+    on the triggerer, where the trigger runs, not where the DAG was parsed."""
+
+    def __init__(
+        self,
+        use_case: str,
+        root: str | None = None,
+        poll_interval: float = 60.0,
+        settle_s: float = 60.0,
+    ):
+        super().__init__()
+        self.use_case = use_case
+        self.root = root
+        self.poll_interval = poll_interval
+        self.settle_s = settle_s
+        self._local_mark: str | None = None
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "use_case": self.use_case,
+                "root": self.root,
+                "poll_interval": self.poll_interval,
+                "settle_s": self.settle_s,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from pipelines.monitoring.capture import completed_hours
+
+        root = self.root or _settings_lake(self.use_case)
+        while True:
+            mark = await self._watermark()
+            after = dt.datetime.fromisoformat(mark) if mark else None
+            now = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.settle_s)
+            hours = await asyncio.to_thread(completed_hours, root, self.use_case, after, now)
+            if hours:
+                announced = [h.isoformat() for h in hours]
+                self.log.info("served traffic of %s complete for %s", self.use_case, announced)
+                yield TriggerEvent({"use_case": self.use_case, "hours": announced})
+                await self._set_watermark(announced[-1])
+            await asyncio.sleep(self.poll_interval)
+
+    def _store(self):
+        # Set by the triggerer for a trigger that watches an asset; absent when run alone.
+        return getattr(self, "asset_state_store", None)
+
+    async def _watermark(self) -> str | None:
+        store = self._store()
+        return await store.aget(WATERMARK) if store is not None else self._local_mark
+
+    async def _set_watermark(self, hour: str) -> None:
+        store = self._store()
+        if store is not None:
+            await store.aset(WATERMARK, hour)
+        else:
+            self._local_mark = hour
+
+
+def _settings_lake(use_case: str) -> str:
+    from pipelines.catalog import get_use_case
+    from pipelines.settings import get_settings
+
+    return get_settings().for_use_case(get_use_case(use_case)).lake

@@ -55,14 +55,14 @@ class CapturedHoursTrigger(BaseEventTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from pipelines.monitoring.capture import completed_hours
-
-        root = self.root or _settings_lake(self.use_case)
+        # Imports, settings and listings happen in a thread: the triggerer's event loop also
+        # runs every deferred task's trigger (Ray jobs streaming their logs).
+        root = self.root or await asyncio.to_thread(_settings_lake)
         while True:
             mark = await self._watermark()
             after = dt.datetime.fromisoformat(mark) if mark else None
             now = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=self.settle_s)
-            hours = await asyncio.to_thread(completed_hours, root, self.use_case, after, now)
+            hours = await asyncio.to_thread(_completed_hours, root, self.use_case, after, now)
             if hours:
                 announced = [h.isoformat() for h in hours]
                 self.log.info("served traffic of %s complete for %s", self.use_case, announced)
@@ -86,8 +86,13 @@ class CapturedHoursTrigger(BaseEventTrigger):
             self._local_mark = hour
 
 
-def _settings_lake(use_case: str) -> str:
-    from pipelines.catalog import get_use_case
+def _settings_lake() -> str:
     from pipelines.settings import get_settings
 
-    return get_settings().for_use_case(get_use_case(use_case)).lake
+    return get_settings().lake
+
+
+def _completed_hours(root: str, use_case: str, after, now) -> list[dt.datetime]:
+    from pipelines.monitoring.capture import completed_hours
+
+    return completed_hours(root, use_case, after, now)

@@ -13,8 +13,8 @@ and never replaced (``pipelines.data.lake.append_part``: all of a file or nothin
 - ``_received_at``: when it was written. A later label for the same key replaces an earlier
   one (a correction), on reading.
 
-Labels for requests that were not captured (sampled out, dropped) join nothing and are
-counted as such, never an error: feedback sources do not know what was captured.
+Labels for requests that were not captured (sampled out, dropped) join nothing; that is
+never an error: feedback sources do not know what was captured.
 """
 
 from __future__ import annotations

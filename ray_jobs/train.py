@@ -12,6 +12,7 @@ model and a typed result.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -107,9 +108,34 @@ def training_rows(config: dict):
 
     # Blocks of BATCH_ROWS rows, not one per partition file: a worker maps the blocks it
     # reads (plus those prefetched), so their size, not a day's rows, sets its memory.
-    return ray.data.read_parquet(files).map_batches(
-        to_tensors, batch_format="pandas", batch_size=streaming.BATCH_ROWS
-    )
+    with footer_readers_for(len(files)):
+        rows = ray.data.read_parquet(files)
+    return rows.map_batches(to_tensors, batch_format="pandas", batch_size=streaming.BATCH_ROWS)
+
+
+FOOTER_READERS_VARIABLE = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
+FILES_PER_FOOTER_READER = 10
+"""Files whose footers one reader actor takes per call (Ray Data's footer batch)."""
+MAX_FOOTER_READERS = 32
+
+
+@contextlib.contextmanager
+def footer_readers_for(files: int):
+    """Ray Data lists a Parquet read by reading the files' footers on a pool of actors,
+    32 by default whatever the number of files: 32 worker processes started and killed for
+    each read, which on a small cluster costs more than reading a week of partitions. The
+    pool is sized to the files here (one actor per footer batch, at most 32), unless the
+    environment already sets it. Ray reads the setting when the read is planned, in this
+    process, so it is set only around that call."""
+    if os.environ.get(FOOTER_READERS_VARIABLE):
+        yield
+        return
+    readers = min(MAX_FOOTER_READERS, max(1, -(-files // FILES_PER_FOOTER_READER)))
+    os.environ[FOOTER_READERS_VARIABLE] = str(readers)
+    try:
+        yield
+    finally:
+        os.environ.pop(FOOTER_READERS_VARIABLE, None)
 
 
 def _local_batches(config: dict, rank: int, world: int, device):
@@ -465,7 +491,9 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.streaming_data:
         # Read and transform once into the object store: each epoch then only iterates it
         # instead of re-reading and re-decoding the lake (bench.ray_data_feed_rate).
+        started = time.perf_counter()
         train_data = train_data.materialize()
+        phases["read_seconds"] = time.perf_counter() - started
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,

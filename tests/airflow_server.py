@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conveyor.airflow_api import AirflowAPI
-from conveyor.processes import ServiceRecord, free_port, stop, wait_until
+from conveyor.processes import ServiceRecord, free_port, stop_all, wait_until
 from conveyor.stack import (
     AIRFLOW_USER,
     airflow_server_env,
@@ -121,8 +121,7 @@ def airflow_server(
                 )
             yield server
         finally:
-            for record in server.records.values():
-                stop(record)
+            stop_all(server.records.values())
             for sid in server.killed:
                 for pid in session_pids(sid):
                     with contextlib.suppress(ProcessLookupError):

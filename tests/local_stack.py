@@ -60,6 +60,13 @@ def stack_env(tmp_path_factory) -> dict[str, str | None]:
         # The Ray head (and so the Serve router) inherits it; only apps that require auth
         # use it.
         "CONVEYOR_SERVE_TOKEN": secrets.token_urlsafe(24),
+        # Ray Train's controller, started by each training job on the head, inherits these:
+        # it notices a finished (or failed) worker group within half a second instead of two,
+        # and does not start a preemption-watcher actor, which watches for cloud nodes being
+        # reclaimed and has nothing to watch on this machine. Each training job is a few
+        # seconds shorter; what it does is unchanged.
+        "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5",
+        "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
     }
 
 

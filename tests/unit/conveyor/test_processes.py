@@ -6,7 +6,15 @@ import time
 import psutil
 import pytest
 
-from conveyor.processes import StackError, free_port, require_free_ports, spawn, stop
+from conveyor.processes import (
+    StackError,
+    free_port,
+    require_free_ports,
+    spawn,
+    stop,
+    stop_all,
+    wait_until,
+)
 
 TREE = (
     "import subprocess, sys, time;"
@@ -40,6 +48,50 @@ def test_stop_ends_the_service_and_its_descendants_but_nothing_else(tmp_path):
         for p in spawned:
             if p.is_running():
                 p.kill()
+
+
+STUBBORN = """
+import signal, sys, time
+def noted(*_):
+    with open(sys.argv[1], "a") as out:
+        out.write(f"{time.monotonic()}\\n")
+signal.signal(signal.SIGTERM, noted)
+open(sys.argv[1] + ".ready", "w").close()
+time.sleep(60)
+"""
+
+
+def test_stop_all_signals_every_service_before_waiting_for_any(tmp_path):
+    """Services that outlast SIGTERM are killed when their grace ends; stopped together, all
+    are signalled at once (one after another, each would wait for the one before it to be
+    killed, a grace apart)."""
+    grace = 2.0
+    started = [
+        spawn(
+            f"s{n}",
+            [sys.executable, "-c", STUBBORN, str(tmp_path / f"s{n}")],
+            tmp_path / f"s{n}.log",
+            {},
+            url="",
+            grace_s=grace,
+        )
+        for n in range(3)
+    ]
+    records = [record for _, record in started]
+    try:
+        for n in range(3):
+            wait_until(lambda n=n: (tmp_path / f"s{n}.ready").exists(), f"s{n} ready", 30)
+        assert stop_all(records) == ["s0", "s1", "s2"]
+        assert not any(
+            psutil.pid_exists(r.pid) and psutil.Process(r.pid).status() != psutil.STATUS_ZOMBIE
+            for r in records
+        )
+        signalled = [float((tmp_path / f"s{n}").read_text()) for n in range(3)]
+        assert max(signalled) - min(signalled) < grace / 2, signalled
+        assert stop_all(records) == [], "stopping twice must be a no-op"
+    finally:
+        for proc, _ in started:
+            proc.kill()
 
 
 def test_a_taken_port_is_a_clear_error():

@@ -6,11 +6,12 @@ trained by ``python -m ray_jobs.train`` (the Ray Jobs entrypoint, as the driver 
 fresh Ray head, one epoch, 2 CPU workers. Per size it prints the driver's and the largest
 training worker's peak RSS (as the job reports them), the object store's spilled bytes, the
 job's wall time and rows/s, the epoch's time, and the share of the job spent outside the
-training loop (split, statistics, evaluation, baseline). Then the ratios against 1x:
+training loop (split, statistics, reading, evaluation, baseline). Then the ratios against 1x:
 targets are driver and worker peaks at 16x <= 1.3x the 1x figure and the share outside the
 loop <= 25% at 16x. Prints; not a test.
 
     python -m bench.train_scale [--machines 50,200,800] [--days 7] [--epochs 1]
+        [--evaluate-on driver,cluster]
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from bench._common import ingest, local_ray
 GB = 1024**3
 
 
-def run_size(work: Path, machines: int, days: list[dt.date], epochs: int) -> dict:
+def run_size(
+    work: Path, machines: int, days: list[dt.date], epochs: int, evaluate_on: str = "auto"
+) -> dict:
     lake = work / f"lake-{machines}"
-    ingest("predictive_maintenance", days, str(lake), machines=machines)
-    with local_ray(work / f"ray-{machines}") as settings:
-        result_path = work / f"result-{machines}.json"
+    if not lake.exists():
+        ingest("predictive_maintenance", days, str(lake), machines=machines)
+    with local_ray(work / f"ray-{machines}-{evaluate_on}") as settings:
+        result_path = work / f"result-{machines}-{evaluate_on}.json"
         argv = [
             sys.executable,
             "-m",
@@ -44,7 +48,8 @@ def run_size(work: Path, machines: int, days: list[dt.date], epochs: int) -> dic
             f"--lake={lake}",
             f"--dates={','.join(d.isoformat() for d in days)}",
             f"--storage-path={work / 'runs'}",
-            f"--name=scale-{machines}",
+            f"--name=scale-{machines}-{evaluate_on}",
+            f"--evaluate-on={evaluate_on}",
             f"--epochs={epochs}",
             "--num-workers=2",
             "--use-gpu=false",
@@ -67,6 +72,7 @@ def run_size(work: Path, machines: int, days: list[dt.date], epochs: int) -> dic
         for k in ("prepare_seconds", "read_seconds", "evaluate_seconds", "baseline_seconds")
     )
     return {
+        "evaluated_on": result["params"]["evaluated_on"],
         "machines": machines,
         "rows": rows,
         "driver_peak": phases["driver_peak_rss_bytes"],
@@ -102,11 +108,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--machines", default="50,200,800")
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--evaluate-on",
+        default="auto",
+        help="comma-separated ray_jobs.train --evaluate-on values; the largest size runs with"
+        " each, side by side (e.g. driver,cluster)",
+    )
     args = parser.parse_args(argv)
     days = [dt.date(2026, 11, 1) + dt.timedelta(days=d) for d in range(args.days)]
     sizes = [int(m) for m in args.machines.split(",")]
     with tempfile.TemporaryDirectory(prefix="conveyor-bench-scale-") as tmp:
-        runs = [run_size(Path(tmp), m, days, args.epochs) for m in sizes]
+        modes = args.evaluate_on.split(",")
+        runs = [run_size(Path(tmp), m, days, args.epochs, modes[0]) for m in sizes]
+        extra = [run_size(Path(tmp), sizes[-1], days, args.epochs, m) for m in modes[1:]]
     base = runs[0]
     print(
         f"{'machines':>8} {'rows':>10} {'driver GB':>9} {'worker GB':>9} {'spilled MB':>10}"
@@ -127,13 +141,22 @@ def main(argv: list[str] | None = None) -> None:
             f" outside the training loop {run['outside'] / run['wall']:.0%} of the job"
             " (target <= 25% at 16x)"
         )
-    for run in runs:
+    for run in [runs[-1], *extra] if extra else []:
+        print(
+            f"at {run['machines']} machines, evaluated on the {run['evaluated_on']}:"
+            f" evaluation {run['phases']['evaluate_seconds']:.1f} s, job {run['wall']:.1f} s,"
+            f" driver peak {run['driver_peak'] / GB:.2f} GB"
+        )
+    for run in [*runs, *extra]:
         phases = run["phases"]
         seconds = {k[:-8]: round(v, 1) for k, v in phases.items() if k.endswith("_seconds")}
         peaks = {
             k[:-15]: round(v / GB, 2) for k, v in phases.items() if k.endswith("_peak_rss_bytes")
         }
-        print(f"at {run['machines']} machines: seconds {seconds}; driver peak GB after {peaks}")
+        print(
+            f"at {run['machines']} machines ({run['evaluated_on']}): seconds {seconds};"
+            f" driver peak GB after {peaks}"
+        )
 
 
 if __name__ == "__main__":

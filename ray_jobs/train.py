@@ -376,18 +376,132 @@ def _report_epoch(model, optimizer, epoch: int, metrics: dict, rank: int, histor
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
-def scorer(learner, state_dict: dict, hidden: int, scaler: Scaler):
+def scorer(learner, state_dict: dict, hidden: int, scaler: Scaler, device: str = "cpu"):
     """The trained network as a function of rows (a frame) to the learner's scores."""
     model = learner.build_model(len(learner.feature_names), hidden=hidden)
     model.load_state_dict(state_dict)
-    model.eval()
+    model.eval().to(device)
 
     def score(frame) -> np.ndarray:
-        features = torch.from_numpy(scaler.transform(learner.features(frame)))
+        features = torch.from_numpy(scaler.transform(learner.features(frame))).to(device)
         with torch.inference_mode():
-            return learner.scores(model(features).squeeze(-1)).numpy()
+            return learner.scores(model(features).squeeze(-1)).cpu().numpy()
 
     return score
+
+
+CLUSTER_EVALUATION_ROWS = 2_000_000
+"""``--evaluate-on auto`` scores validation and holdout on the cluster from this many rows of
+the files they are in; below it, the driver scores them (no actors to start)."""
+
+SCORE_COLUMN, SPLIT_COLUMN = "_score", "_split"
+
+
+def score_shape(learner, state_dict: dict, hidden: int) -> tuple[int, np.dtype]:
+    """Scores per row (0: one number, k: k columns) and their dtype, as the trained network
+    gives them: the actors keep that dtype so the driver's metrics are the same numbers."""
+    model = learner.build_model(len(learner.feature_names), hidden=hidden)
+    model.load_state_dict(state_dict)
+    model.eval()
+    with torch.inference_mode():
+        out = learner.scores(model(torch.zeros(1, len(learner.feature_names))).squeeze(-1))
+    return (0 if out.dim() == 1 else int(out.shape[-1])), out.numpy().dtype
+
+
+def score_columns(width: int) -> list[str]:
+    return [SCORE_COLUMN] if width == 0 else [f"{SCORE_COLUMN}_{i}" for i in range(width)]
+
+
+class SplitScorer:
+    """A Ray Data actor's work on one batch of lake rows: the validation and holdout rows,
+    scored by the trained network, with what evaluation keeps of them
+    (``streaming.kept_columns``), their split's name and their scores as columns. A batch
+    with none gives an empty frame of the same columns."""
+
+    def __init__(self, use_case: str, state_dict: dict, hidden: int, scaler: dict, split):
+        learner = learner_of(get_use_case(use_case))
+        self.learner, self.split = learner, split
+        device = "cuda" if torch.cuda.is_available() else "cpu"  # a GPU actor's own GPU
+        self.score = scorer(
+            learner, state_dict, hidden, Scaler.from_dict(scaler, learner.feature_names), device
+        )
+        width, self.dtype = score_shape(learner, state_dict, hidden)
+        self.scores = score_columns(width)
+
+    def __call__(self, batch) -> pd.DataFrame:
+        if not isinstance(batch, pd.DataFrame):  # Arrow, made pandas as the driver does
+            batch = batch.to_pandas()
+        parts = []
+        for name, rows in streaming.evaluated_rows(batch, self.split):
+            kept = streaming.kept_columns(rows, self.learner).reset_index(drop=True)
+            scores = np.asarray(self.score(rows)).reshape(len(rows), -1)
+            kept[SPLIT_COLUMN] = name
+            for i, column in enumerate(self.scores):  # one typed column each, not one object
+                kept[column] = scores[:, i]
+            parts.append(kept)
+        if parts:
+            return pd.concat(parts, ignore_index=True)
+        empty = streaming.kept_columns(batch.iloc[:0], self.learner).reset_index(drop=True)
+        empty[SPLIT_COLUMN] = pd.Series(dtype=object)
+        for column in self.scores:
+            empty[column] = np.empty(0, dtype=self.dtype)
+        return empty
+
+
+def evaluate_on_cluster(
+    files: list[str],
+    split,
+    use_case: str,
+    state_dict: dict,
+    hidden: int,
+    scaler: Scaler,
+    *,
+    actors: int,
+    use_gpu: bool = False,
+    seed: int = 0,
+) -> tuple[streaming.ScoredRows, streaming.ScoredRows]:
+    """``streaming.evaluate_splits`` with the reading and scoring done by Ray Data on the
+    cluster (``actors`` scoring actors, a GPU each with ``use_gpu``); the driver only collects
+    the scored rows, in the lake's order, so the result equals the driver's own."""
+    import ray.data
+
+    learner = learner_of(get_use_case(use_case))
+    width, _ = score_shape(learner, state_dict, hidden)
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # the samples depend on the row order
+    with footer_readers_for(len(files)):
+        rows = ray.data.read_parquet(files, partitioning=None)  # columns as the driver reads them
+    scored = rows.map_batches(
+        SplitScorer,
+        fn_constructor_kwargs={
+            "use_case": use_case,
+            "state_dict": state_dict,
+            "hidden": hidden,
+            "scaler": scaler.as_dict(),
+            "split": split,
+        },
+        batch_format="pyarrow",
+        batch_size=streaming.BATCH_ROWS,
+        compute=ray.data.ActorPoolStrategy(size=max(1, actors)),
+        num_gpus=1 if use_gpu else 0,
+    )
+    # Arrow to pandas here, as streaming.iter_batches does, so the rows get the same dtypes.
+    tables = scored.iter_batches(batch_format="pyarrow", batch_size=None)
+    batches = (part for table in tables for part in scored_parts(table.to_pandas(), width))
+    return streaming.collect_scored(batches, learner, seed=seed)
+
+
+def scored_parts(frame: pd.DataFrame, width: int):
+    """(split name, rows, scores) of a frame ``SplitScorer`` returned, as the driver's own
+    scoring gives them to ``streaming.collect_scored``."""
+    columns = score_columns(width)
+    for name in streaming.SPLITS:
+        part = frame[frame[SPLIT_COLUMN] == name]
+        if part.empty:
+            continue
+        scores = part[columns].to_numpy()  # the actors' dtype
+        rows = part.drop(columns=[SPLIT_COLUMN, *columns]).reset_index(drop=True)
+        yield name, rows, scores[:, 0] if width == 0 else scores
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -415,6 +529,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=WORKER_CACHE_MB,
         help="a worker keeps its shard in memory up to this size, else streams every epoch",
+    )
+    parser.add_argument(
+        "--evaluate-on",
+        choices=["auto", "driver", "cluster"],
+        default="auto",
+        help="where validation and holdout are scored: the driver, or Ray Data actors on the"
+        f" cluster (auto: the cluster from {CLUSTER_EVALUATION_ROWS:,} rows)",
     )
     parser.add_argument(
         "--placement-strategy",
@@ -520,11 +641,29 @@ def main(argv: list[str] | None = None) -> dict:
     # Validation and holdout scored batch by batch; only their scores and the learner's
     # evaluation columns stay (pipelines.ml.streaming).
     started = time.perf_counter()
-    score = scorer(learner, state["model"], hidden, scaler)
     later_files = scanned.files_from(split.train_until)
-    validation, holdout = streaming.evaluate_splits(
-        later_files, split, learner, score, seed=args.seed
+    later = set(later_files)
+    later_rows = sum(n for f, n in zip(scanned.files, scanned.rows, strict=True) if f in later)
+    on_cluster = args.evaluate_on == "cluster" or (
+        args.evaluate_on == "auto" and later_rows >= CLUSTER_EVALUATION_ROWS
     )
+    if on_cluster:
+        validation, holdout = evaluate_on_cluster(
+            later_files,
+            split,
+            use_case.name,
+            state["model"],
+            hidden,
+            scaler,
+            actors=args.num_workers,
+            use_gpu=use_gpu,
+            seed=args.seed,
+        )
+    else:
+        score = scorer(learner, state["model"], hidden, scaler)
+        validation, holdout = streaming.evaluate_splits(
+            later_files, split, learner, score, seed=args.seed
+        )
     threshold = learner.choose_threshold(validation.scores, learner.targets(validation.rows))
     metrics = holdout_report(holdout.score_of, holdout.rows, threshold, learner)
     phases["evaluate_seconds"] = time.perf_counter() - started
@@ -536,7 +675,12 @@ def main(argv: list[str] | None = None) -> dict:
     history = list(state.get("history", []))
     metrics["final_train_loss"] = history[-1]["train_loss"] if history else float("nan")
     params = {k: v for k, v in vars(args).items() if k not in ("lake", "storage_path")}
-    params.update(use_gpu=use_gpu, pos_weight=pos_weight, hidden=hidden)
+    params.update(
+        use_gpu=use_gpu,
+        pos_weight=pos_weight,
+        hidden=hidden,
+        evaluated_on="cluster" if on_cluster else "driver",
+    )
     model_dir = Path(args.storage_path).resolve() / name / "model"
     evaluation = {
         "metrics": metrics,

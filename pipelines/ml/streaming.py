@@ -21,7 +21,7 @@ float tolerance, metrics on the same rows and scores): a test compares them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -230,6 +230,55 @@ class ScoredRows:
         return self.scores[subset.index.to_numpy()]
 
 
+SPLITS = ("validation", "holdout")
+
+
+def evaluated_rows(batch: pd.DataFrame, split: TimeSplit) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(split name, rows) for the validation and holdout rows of ``batch``, non-empty only."""
+    for name, rows in zip(SPLITS, (split.validation(batch), split.holdout(batch)), strict=True):
+        if not rows.empty:
+            yield name, rows
+
+
+def kept_columns(rows: pd.DataFrame, learner: Learner) -> pd.DataFrame:
+    """What evaluation keeps of scored rows: the learner's ``evaluation_columns`` (all when it
+    names none) and the columns a baseline reads."""
+    keep = learner.evaluation_columns
+    if not keep:
+        return rows
+    wanted = dict.fromkeys([*keep, *_sampled_columns(rows, learner).columns])
+    return rows[[c for c in wanted if c in rows.columns]]
+
+
+def collect_scored(
+    scored: Iterable[tuple[str, pd.DataFrame, np.ndarray]],
+    learner: Learner,
+    *,
+    sample_rows: int = BASELINE_ROWS,
+    seed: int = 0,
+) -> tuple[ScoredRows, ScoredRows]:
+    """(validation, holdout) from (split name, rows, scores) batches in the lake's row order,
+    wherever they were scored: the rows' ``evaluation_columns`` and scores, and seeded
+    bounded samples for the baseline (the same rows in the same order give the same
+    samples, however they are cut into batches)."""
+    keep = learner.evaluation_columns
+    parts: dict[str, list] = {name: [] for name in SPLITS}
+    scores: dict[str, list] = {name: [] for name in SPLITS}
+    samples = {name: BottomK(sample_rows, seed + n) for n, name in enumerate(SPLITS, 1)}
+    for name, rows, batch_scores in scored:
+        scores[name].append(np.asarray(batch_scores))
+        parts[name].append(_slim(rows[list(keep)] if keep else rows))
+        samples[name].add(_sampled_columns(rows, learner))
+    return tuple(
+        ScoredRows(
+            pd.concat(parts[name], ignore_index=True) if parts[name] else pd.DataFrame(),
+            np.concatenate(scores[name]) if scores[name] else np.empty(0),
+            samples[name].sample(),
+        )
+        for name in SPLITS
+    )
+
+
 def evaluate_splits(
     files: Sequence[str],
     split: TimeSplit,
@@ -239,33 +288,14 @@ def evaluate_splits(
     sample_rows: int = BASELINE_ROWS,
     seed: int = 0,
 ) -> tuple[ScoredRows, ScoredRows]:
-    """(validation, holdout): each split's rows scored batch by batch with ``score``, keeping
-    the learner's ``evaluation_columns`` (all when it names none)."""
-    keep = learner.evaluation_columns
-    parts: dict[str, list] = {"validation": [], "holdout": []}
-    scores: dict[str, list] = {"validation": [], "holdout": []}
-    samples = {
-        "validation": BottomK(sample_rows, seed + 1),
-        "holdout": BottomK(sample_rows, seed + 2),
-    }
-    for _, batch in iter_batches(files):
-        for name, rows in (
-            ("validation", split.validation(batch)),
-            ("holdout", split.holdout(batch)),
-        ):
-            if rows.empty:
-                continue
-            scores[name].append(np.asarray(score(rows)))
-            parts[name].append(_slim(rows[list(keep)] if keep else rows))
-            samples[name].add(_sampled_columns(rows, learner))
-    return tuple(
-        ScoredRows(
-            pd.concat(parts[name], ignore_index=True) if parts[name] else pd.DataFrame(),
-            np.concatenate(scores[name]) if scores[name] else np.empty(0),
-            samples[name].sample(),
-        )
-        for name in ("validation", "holdout")
+    """(validation, holdout): each split's rows scored batch by batch with ``score`` in this
+    process, keeping the learner's ``evaluation_columns`` (all when it names none)."""
+    scored = (
+        (name, rows, score(rows))
+        for _, batch in iter_batches(files)
+        for name, rows in evaluated_rows(batch, split)
     )
+    return collect_scored(scored, learner, sample_rows=sample_rows, seed=seed)
 
 
 def _sampled_columns(rows: pd.DataFrame, learner: Learner) -> pd.DataFrame:

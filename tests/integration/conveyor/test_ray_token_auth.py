@@ -5,7 +5,7 @@ Ray: ``RAY_AUTH_MODE`` unset and a token in ``$HOME/.ray/auth_token``, so ``ray 
 token auth on and every other integration and e2e test (training jobs through the hook and
 the trigger, deploys through the Serve REST API, the DAGs) runs against it. Here: that it
 really refuses a request without the token, that each Conveyor client sends it, that a head
-with ``RAY_AUTH_MODE=disabled`` trains and deploys as well, and that a head that fails its
+with ``RAY_AUTH_MODE=disabled`` runs jobs and deploys as well, and that a head that fails its
 start leaves no process behind."""
 
 import datetime as dt
@@ -24,6 +24,9 @@ from conveyor.processes import StackError, free_port, stop, wait_until
 from conveyor.stack import start_ray
 from conveyor_provider.hooks.ray_jobs import RayJobsHook
 from conveyor_provider.operators.ray_job import DEFAULT_EXCLUDES, PROJECT_ROOT
+from pipelines.data import lake
+from pipelines.ml.features import Scaler
+from pipelines.ml.model import save_model_dir
 from pipelines.ml.registry import register_training
 from pipelines.ray_auth import auth_headers, find_ray_token
 from pipelines.serving.admin import ServeAdmin
@@ -33,7 +36,8 @@ from pipelines.serving.target import target_from_settings
 from pipelines.settings import ConveyorSettings
 from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig
 from pipelines.usecases.predictive_maintenance.ingest import ingest_days
-from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
+from pipelines.usecases.predictive_maintenance.learner import LEARNER, SAMPLE_RECORDS
+from ray_jobs.train import run_local
 
 pytestmark = pytest.mark.integration
 
@@ -80,9 +84,12 @@ def test_the_session_head_refuses_requests_without_the_token(ray_head):
     assert isinstance(json.loads(cli.stdout), dict)
 
 
-def test_a_head_without_token_auth_trains_and_deploys(local_stack, tmp_path, monkeypatch):
+def test_a_head_without_token_auth_runs_jobs_and_deploys(local_stack, tmp_path, monkeypatch):
     """``RAY_AUTH_MODE=disabled`` beats the token file in HOME: the head runs without auth,
-    and a training job, its registration and a deploy all work against it."""
+    and a job (its driver joins the cluster, as the training driver does), a registered
+    version's deploy and the endpoint all work against it. The version is trained in this
+    process: what is under test is each client's auth, not training (every training test runs
+    on the token-auth head)."""
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     settings = _own_head_settings(local_stack, tmp_path / "home")
     record = start_ray(settings)
@@ -91,28 +98,19 @@ def test_a_head_without_token_auth_trains_and_deploys(local_stack, tmp_path, mon
         assert httpx.get(f"{address}/api/jobs/", timeout=30).status_code == 200
         assert find_ray_token() is None
 
-        lake = tmp_path / "lake"
-        ingest_days([dt.date(2026, 11, 1)], str(lake), generator=GeneratorConfig(machines=6))
-        result_path = tmp_path / "result.json"
         hook = RayJobsHook(address=address)
-        sid = f"no-auth-train-{time.time_ns()}"
+        sid = f"no-auth-job-{time.time_ns()}"
         hook.submit(
             sid,
-            f"python -m ray_jobs.train --use-case predictive_maintenance --lake {lake}"
-            " --dates 2026-11-01"
-            f" --storage-path {tmp_path / 'runs'} --name no-auth --epochs 1 --num-workers 1"
-            " --use-gpu false",
-            runtime_env={
-                "working_dir": str(PROJECT_ROOT),
-                "excludes": DEFAULT_EXCLUDES,
-                "env_vars": {"CONVEYOR_RESULT_PATH": str(result_path)},
-            },
+            "python -c \"import ray; ray.init(); print('joined', len(ray.nodes()), 'node')\"",
+            runtime_env={"working_dir": str(PROJECT_ROOT), "excludes": DEFAULT_EXCLUDES},
         )
-        wait_until(lambda: hook.job_status(sid) in ("SUCCEEDED", "FAILED", "STOPPED"), sid, 600)
+        wait_until(lambda: hook.job_status(sid) in ("SUCCEEDED", "FAILED", "STOPPED"), sid, 300)
         assert hook.job_status(sid) == "SUCCEEDED", hook.logs(sid)[-3000:]
+        assert "joined 1 node" in hook.logs(sid)
 
         model = "pm_no_ray_auth"
-        result = json.loads(result_path.read_text())
+        result = _trained_here(tmp_path)
         version = register_training(local_stack.tracking_uri, model, result, "no-auth").version
         target = target_from_settings(
             settings,
@@ -127,6 +125,29 @@ def test_a_head_without_token_auth_trains_and_deploys(local_stack, tmp_path, mon
         assert answer["model_version"] == str(version), answer
     finally:
         stop(record)
+
+
+def _trained_here(tmp_path: Path) -> dict:
+    """A small model trained in this process, as a training job's result names it."""
+    day = dt.date(2026, 11, 1)
+    lake_root = str(tmp_path / "lake")
+    ingest_days([day], lake_root, generator=GeneratorConfig(machines=6, minutes=720))
+    frame = lake.read_partition(lake_root, day, table="telemetry")
+    scaler = Scaler.fit(LEARNER.features(frame), LEARNER.feature_names)
+    config = {
+        "use_case": "predictive_maintenance",
+        "files": lake.partition_files(lake_root, [day], table="telemetry"),
+        "scaler": scaler.as_dict(),
+        "epochs": 1,
+        "batch_size": 256,
+        "lr": 3e-3,
+        "hidden": 16,
+        "pos_weight": 5.0,
+    }
+    state = run_local(config)["state_dict"]
+    meta = {"hidden": 16, "threshold": 0.5}
+    directory = save_model_dir(tmp_path / "model", state, scaler, meta, LEARNER)
+    return {"model_dir": str(directory), "train_dates": [day.isoformat()], "metrics": {}}
 
 
 def test_a_head_that_fails_its_start_leaves_no_process(local_stack, tmp_path):

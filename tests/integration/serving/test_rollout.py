@@ -258,8 +258,7 @@ def test_other_applications_are_left_alone(versions, target_for):
     before = {n: c for n, c in admin.configs().items() if bystander.owns(n)}
 
     ours = target_for("pm-ours")
-    deploy(ours, versions["a"])
-    deploy(ours, versions["b"])
+    deploy(ours, versions["a"])  # its first rollout, then one rolled back beside the bystander
     with pytest.raises(DeployError):
         deploy(ours, versions["nan"])
 

@@ -12,7 +12,6 @@ from pipelines.data.lake import append_part
 from pipelines.monitoring.capture import hour_dir
 
 USE_CASE = "predictive_maintenance"
-NOW = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
 class StateStore:
@@ -28,8 +27,14 @@ class StateStore:
         self.values[key] = value
 
 
-def _captured(root, hours_ago: int) -> dt.datetime:
-    hour = NOW - dt.timedelta(hours=hours_ago)
+def _this_hour() -> dt.datetime:
+    """Read when the test runs, not when the module is imported: a suite is longer than an
+    hour's remainder, and the hour still running must be the trigger's own."""
+    return dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _captured(root, now: dt.datetime, hours_ago: int) -> dt.datetime:
+    hour = now - dt.timedelta(hours=hours_ago)
     append_part(hour_dir(str(root), USE_CASE, hour), pa.table({"_score": [0.1]}), "x")
     return hour
 
@@ -57,15 +62,15 @@ def _trigger(root, store) -> CapturedHoursTrigger:
 
 
 def test_completed_hours_are_announced_once_across_triggerer_restarts(tmp_path):
-    store = StateStore()
-    five, three = _captured(tmp_path, 5), _captured(tmp_path, 3)
-    _captured(tmp_path, 0)  # the hour still running
+    store, now = StateStore(), _this_hour()
+    five, three = _captured(tmp_path, now, 5), _captured(tmp_path, now, 3)
+    _captured(tmp_path, now, 0)  # the hour still running
     events = _events(_trigger(tmp_path, store))
     assert events == [{"use_case": USE_CASE, "hours": [five.isoformat(), three.isoformat()]}]
     assert store.values[WATERMARK] == three.isoformat()
 
     assert _events(_trigger(tmp_path, store)) == []  # a restarted triggerer: nothing new
-    two = _captured(tmp_path, 2)
+    two = _captured(tmp_path, now, 2)
     assert _events(_trigger(tmp_path, store)) == [
         {"use_case": USE_CASE, "hours": [two.isoformat()]}
     ]

@@ -20,7 +20,9 @@ from pipelines.monitoring.feedback import (
 USE_CASE = get_use_case("predictive_maintenance")
 LEARNER = learner_of(USE_CASE)
 NOW = dt.datetime.now(dt.UTC)
-WINDOW = (NOW - dt.timedelta(hours=1), NOW + dt.timedelta(hours=1))
+# Wide enough for traffic captured whenever the test runs in a long suite (each test's lake
+# is its own, so nothing else falls in it).
+WINDOW = (NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=1))
 
 
 def _serve(root: str, records: list[dict], decisions: list[bool]) -> str:

@@ -19,7 +19,9 @@ from pipelines.usecases.visual_quality_control import generator as images
 
 TRAINING_DAY = dt.date(2026, 11, 2)
 NOW = dt.datetime.now(dt.UTC)
-WINDOW = (NOW - dt.timedelta(hours=1), NOW + dt.timedelta(hours=1))
+# Wide enough for traffic captured whenever the test runs in a long suite (each test's lake
+# is its own, so nothing else falls in it).
+WINDOW = (NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=1))
 
 
 def _capture(lake: str, use_case, records: list[dict]) -> None:

@@ -111,6 +111,11 @@ class ConveyorSettings(BaseSettings):
     """Share of requests each endpoint keeps in the lake (``pipelines.monitoring.capture``:
     inputs, answer, version, request id, under ``<lake>/_served/<use case>``), written off the
     request path; 0 turns capture off. The Serve nodes must reach the lake root."""
+    capture_poll_s: float = Field(60.0, gt=0.0)
+    """How often the triggerer lists the captured hours (``CapturedHoursTrigger``)."""
+    capture_settle_s: float = Field(60.0, ge=0.0)
+    """How long after an hour ends it counts as complete: every replica's writer flushes
+    within seconds, so its last rows are in before the monitoring run reads the hour."""
 
     def for_use_case(self, use_case) -> ConveyorSettings:
         """These settings with a use case's model, application and route names wherever none

@@ -82,3 +82,35 @@ def test_the_trigger_serializes_to_what_the_triggerer_rebuilds():
     assert path == "conveyor_provider.triggers.captured.CapturedHoursTrigger"
     assert CapturedHoursTrigger(**kwargs).serialize() == (path, kwargs)
     assert kwargs["root"] is None  # the lake is the triggerer's settings', read where it runs
+
+
+def test_lake_poll_and_settle_come_from_the_triggerers_settings(tmp_path, monkeypatch):
+    """As the DAGs build it (no root, interval or settle given), the trigger reads them where
+    it runs: here a two-hour settle keeps the hour that ended an hour ago back, and a short
+    poll sees an hour captured after it started."""
+    monkeypatch.setenv("CONVEYOR_LAKE_ROOT", str(tmp_path))
+    monkeypatch.setenv("CONVEYOR_CAPTURE_POLL_S", "0.05")
+    monkeypatch.setenv("CONVEYOR_CAPTURE_SETTLE_S", "7200")
+    now = _this_hour()
+    _captured(tmp_path, now, 1)  # ended an hour ago at most: not settled
+    trigger = CapturedHoursTrigger(USE_CASE)
+    trigger.asset_state_store = StateStore()
+    events = []
+
+    async def collect():
+        async for event in trigger.run():
+            events.append(event.payload)
+
+    async def capture_later():
+        await asyncio.sleep(0.2)  # after the trigger's first look
+        return _captured(tmp_path, now, 3)
+
+    async def both():
+        task = asyncio.create_task(collect())
+        later = await capture_later()
+        await asyncio.sleep(0.5)
+        task.cancel()
+        return later
+
+    three = asyncio.run(both())
+    assert events == [{"use_case": USE_CASE, "hours": [three.isoformat()]}]

@@ -92,7 +92,8 @@ class CaptureWriter:
     ``fields`` turns one queued record into its captured columns (``Learner.capture_fields``);
     it runs in the writer thread, so measuring an image costs the request nothing.
     ``score_field`` and ``label_field`` name the prediction's score and decision (the
-    learner's); a regressor has no decision (``""``)."""
+    learner's); a regressor has no decision (``""``). ``clock`` stamps each request (seconds
+    since the epoch; the hour partition follows it)."""
 
     def __init__(
         self,
@@ -102,11 +103,13 @@ class CaptureWriter:
         score_field: str = "probability",
         label_field: str = "",
         sample: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
     ):
         self.config = config
         self._fields = fields
         self._score, self._label = score_field, label_field
         self._sample = sample
+        self._clock = clock
         self._queue: deque[dict] = deque()
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
@@ -125,7 +128,7 @@ class CaptureWriter:
         if self._stopped.is_set() or self._sample() >= self.config.rate:
             self.stats["not_sampled"] += n
             return False
-        captured_at = time.time()
+        captured_at = self._clock()
         with self._lock:
             if len(self._queue) + n > self.config.max_rows:
                 self.stats["dropped"] += n

@@ -3,6 +3,8 @@ metadata and the task results, two ``airflow celery worker`` processes next to t
 api-server, scheduler, dag-processor and triggerer. The predictive-maintenance pipeline runs
 on them; the worker that holds the training task is SIGKILLed with its task processes while
 the Ray job runs, and the task's retry, on the other worker, reattaches to the same Ray job.
+Then the monitoring loop runs on the same stack: the triggerer's watcher sees an hour of
+drifted traffic, the monitoring DAG flags it, and the retraining DAG runs from its event.
 
 Training waits for its Ray job in the worker slot here (``[conveyor] ray_jobs_deferrable``
 off), so that a worker holds it while it runs: deferred, it would be in the triggerer.
@@ -11,18 +13,27 @@ off), so that a worker holds it while it runs: deferred, it would be in the trig
 import datetime as dt
 import json
 import os
+import time
 import uuid
 
+import httpx
 import pytest
 
+from conveyor.airflow_api import AirflowAPI
 from conveyor.processes import wait_until
+from pipelines.catalog import get_use_case, learner_of
+from pipelines.monitoring.capture import CaptureConfig, CaptureWriter
 from pipelines.ray_jobs_client import submission_id_for
+from pipelines.usecases.predictive_maintenance.generator import GeneratorConfig, generate_day
 from tests.airflow_server import airflow_server
 from tests.services import redis_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 DAG_ID = "predictive_maintenance"
+USE_CASE = get_use_case(DAG_ID)
+LEARNER = learner_of(USE_CASE)
+SMALL_RUN = {"days": 1, "machines": 10, "epochs": 3, "num_workers": 1, "min_f1": 0.0}
 HEARTBEAT_TIMEOUT_S = 30
 """How soon the scheduler gives up on a task whose worker died (Airflow's default is 300 s)."""
 
@@ -33,6 +44,9 @@ def celery_airflow(local_stack, tmp_path_factory):
     extra = {
         "AIRFLOW__CONVEYOR__RAY_JOBS_DEFERRABLE": "False",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
+        # The watcher lists the captured hours every 2 s (a minute by default).
+        "CONVEYOR_CAPTURE_POLL_S": "2",
+        "CONVEYOR_CAPTURE_SETTLE_S": "1",
     }
     with airflow_server(
         local_stack,
@@ -52,7 +66,7 @@ def test_the_pipeline_runs_on_celery_and_a_lost_worker_costs_no_second_ray_job(c
     api, jobs = server.api(), server.ray_jobs()
     wait_until(lambda: api.dag(DAG_ID)["is_paused"] is False, "DAG parsed and unpaused", 180)
     run_id = f"celery-{uuid.uuid4().hex[:8]}"
-    conf = {"days": 1, "machines": 10, "epochs": 3, "num_workers": 1, "min_f1": 0.0}
+    conf = SMALL_RUN
     api.trigger(DAG_ID, dt.datetime.now(dt.UTC).isoformat(), conf, run_id=run_id)
 
     def train() -> dict:
@@ -88,3 +102,120 @@ def test_the_pipeline_runs_on_celery_and_a_lost_worker_costs_no_second_ray_job(c
     assert [h["epoch"] for h in history] == list(range(conf["epochs"]))
     assert {h["resumed_from_epoch"] for h in history} == {0}
     api.close()
+
+
+def test_drifted_traffic_is_announced_flagged_and_retrained_through_the_gate(celery_airflow):
+    """The monitoring loop on the scheduler and the triggerer. The endpoint answers a fleet
+    whose air-temperature sensor reads 4 K high; those answers are captured as an hour of
+    traffic that has ended (``CaptureWriter`` clocked an hour back: the watcher announces
+    completed hours only). The triggerer's ``CapturedHoursTrigger`` announces the hour, the
+    asset event starts the monitoring DAG, which flags that sensor and emits the drift asset;
+    the retraining DAG runs from that event on the latest validated days and through the gate.
+    The endpoint then serves the champion: the version it served before, unless the retrained
+    model beat it on the same holdout."""
+    server = celery_airflow
+    settings, api = server.settings, server.api()
+    wait_until(lambda: api.dag(DAG_ID)["is_paused"] is False, "DAG parsed and unpaused", 180)
+    before = _served_version(settings.serve_endpoint) or _train_and_serve(api)
+    monitor, retrain = USE_CASE.monitor_dag_id, USE_CASE.retrain_dag_id
+    seen = {r["dag_run_id"] for r in api.runs(monitor)}
+
+    _serve_drifted_traffic(settings.serve_endpoint, settings.lake, time.time() - 3600)
+
+    def announced() -> list[dict]:
+        runs = [r for r in api.runs(monitor) if r["dag_run_id"] not in seen]
+        return [r for r in runs if r["run_type"] == "asset_triggered"]
+
+    wait_until(
+        lambda: any(r["state"] in ("success", "failed") for r in announced()),
+        "a monitoring run started by the watcher's asset event",
+        300,
+    )
+    run = next(r for r in announced() if r["state"] in ("success", "failed"))
+    tasks = _task_states(api, monitor, run["dag_run_id"])
+    assert run["state"] == "success" and tasks["request_retraining"] == "success", tasks
+    found = api.xcom(monitor, run["dag_run_id"], "check")
+    assert "air_temperature_k" in found["drifted"], found["verdict"]
+    assert found["model_version"] == before and found["rows"] >= 600
+
+    def retrained() -> list[dict]:
+        runs = [r for r in api.runs(retrain) if r["run_type"] == "asset_triggered"]
+        return sorted(runs, key=lambda r: r["queued_at"])
+
+    wait_until(
+        lambda: retrained() and retrained()[0]["state"] in ("success", "failed"),
+        "the retraining run started by the drift asset event",
+        600,
+    )
+    again = retrained()[0]
+    tasks = _task_states(api, retrain, again["dag_run_id"])
+    assert again["state"] == "success", tasks
+    assert api.xcom(retrain, again["dag_run_id"], "partitions"), "no validated days to train on"
+    decision = api.xcom(retrain, again["dag_run_id"], "promote", key="decision")
+    assert decision["champion_before"] == before
+    print(f"retrained on drift: {decision['reason']}")
+    served = _served_version(settings.serve_endpoint)
+    assert served == decision["champion_after"], (served, decision["reason"])
+    if not decision["promoted"]:
+        assert served == before, decision["reason"]  # the gate said no: nothing changed
+    api.close()
+
+
+def _served_version(endpoint: str) -> str | None:
+    """The version the endpoint's stable route answers with; None when nothing is served (no
+    Serve proxy yet, or no application on the route)."""
+    try:
+        answer = httpx.get(f"{endpoint}/metadata", timeout=30)
+    except httpx.ConnectError:
+        return None
+    if answer.status_code != 200:
+        return None
+    stable = answer.json()["stable"]
+    return stable["model_version"] if stable else None
+
+
+def _train_and_serve(api: AirflowAPI) -> str:
+    """A champion served by the pipeline, for when no earlier test of the module made one."""
+    run_id = f"champion-{uuid.uuid4().hex[:8]}"
+    api.trigger(DAG_ID, dt.datetime.now(dt.UTC).isoformat(), SMALL_RUN, run_id=run_id)
+    wait_until(
+        lambda: api.run(DAG_ID, run_id)["state"] in ("success", "failed"), "champion run", 900
+    )
+    assert api.run(DAG_ID, run_id)["state"] == "success", _task_states(api, DAG_ID, run_id)
+    return api.xcom(DAG_ID, run_id, "promote", key="decision")["champion_after"]
+
+
+def _serve_drifted_traffic(endpoint: str, lake: str, at: float) -> None:
+    """600 records of a fleet with a miscalibrated sensor, answered by the endpoint, captured
+    as the endpoint captures them, stamped ``at``."""
+    frame = generate_day(
+        dt.date(2026, 11, 9), GeneratorConfig(machines=10, minutes=120, sensor_offset_k=4.0)
+    )
+    sample = frame.sample(600, random_state=1)[list(LEARNER.inputs)]
+    records = json.loads(sample.to_json(orient="records"))
+    writer = CaptureWriter(
+        CaptureConfig(root=lake, use_case=USE_CASE.name),
+        LEARNER.capture_fields,
+        score_field=LEARNER.score_field,
+        label_field=LEARNER.decision_field,
+        clock=lambda: at,
+    )
+    try:
+        for start in range(0, len(records), 200):
+            batch = records[start : start + 200]
+            answer = httpx.post(f"{endpoint}/predict", json={"records": batch}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            meta = {
+                "request_id": uuid.uuid4().hex,
+                "model_version": body["model_version"],
+                "served_by": body["served_by"],
+            }
+            writer.offer(batch, body["predictions"], meta)
+    finally:
+        writer.close()
+    assert writer.stats["written"] == len(records), dict(writer.stats)
+
+
+def _task_states(api: AirflowAPI, dag_id: str, run_id: str) -> dict[str, str]:
+    return {ti["task_id"]: ti["state"] for ti in api.task_instances(dag_id, run_id)}

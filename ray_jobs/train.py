@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -108,8 +109,10 @@ def training_rows(config: dict):
 
     # Blocks of BATCH_ROWS rows, not one per partition file: a worker maps the blocks it
     # reads (plus those prefetched), so their size, not a day's rows, sets its memory.
+    learner, time_column = _use_case(config)
+    columns = streaming.lake_columns(learner, time_column, evaluating=False)
     with footer_readers_for(len(files)):
-        rows = ray.data.read_parquet(files)
+        rows = ray.data.read_parquet(files, columns=columns, partitioning=None)
     return rows.map_batches(to_tensors, batch_format="pandas", batch_size=streaming.BATCH_ROWS)
 
 
@@ -218,7 +221,9 @@ def _ray_data_batches(config: dict, rank: int, device):
                 size += x.nbytes + y.nbytes
                 if size > budget:  # too large to keep: this epoch and the next stream
                     stream_each_epoch[0] = True
-                    yield from parts
+                    parts.reverse()
+                    while parts:  # each window let go of once it is trained on
+                        yield parts.pop()
                     yield from windows
                     return
             cache.extend([torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])])
@@ -294,6 +299,7 @@ def _train(config: dict):
     augmenting = torch.Generator(device="cpu").manual_seed(int(config.get("seed", 0)) * 7919 + rank)
     # bf16 autocast on a GPU unless the run asks for fp32 (bench/gpu_check.py compares both).
     bf16 = device.type == "cuda" and config.get("precision", "bf16") == "bf16"
+    private, workers = PrivatePeak(), world if distributed else 1
     for epoch in range(start_epoch, int(config["epochs"])):
         model.train()
         total, count, started = 0.0, 0, time.perf_counter()
@@ -313,7 +319,8 @@ def _train(config: dict):
             "train_loss": total / max(count, 1),
             "epoch_seconds": time.perf_counter() - started,
             "rows": count,
-            "worker_peak_rss_bytes": _largest_peak_rss(world if distributed else 1, device),
+            "worker_peak_rss_bytes": _largest(peak_rss_bytes(), workers, device),
+            "worker_peak_private_bytes": _largest(private.read(), workers, device),
             # Which checkpoint this attempt started from (0: from scratch), kept in the
             # history so a resumed run shows in its result, not only in a worker's log.
             "resumed_from_epoch": start_epoch,
@@ -321,7 +328,21 @@ def _train(config: dict):
         history.append(metrics)
         if distributed:
             _report_epoch(model, optimizer, epoch, metrics, rank, history)
+    private.stop()
     return _unwrap(model), history
+
+
+def _status_bytes(field: str) -> int | None:
+    """A memory figure of ``/proc/self/status`` (``VmHWM``, ``RssAnon``) in bytes; None
+    where there is no such file (not Linux)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def peak_rss_bytes() -> int:
@@ -330,21 +351,47 @@ def peak_rss_bytes() -> int:
     Not ``ru_maxrss``: Linux carries the parent's resident size over a fork and exec into
     it, so a driver started by a large process would report that process's memory.
     """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    peak = _status_bytes("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _largest_peak_rss(world: int, device) -> int:
-    """The largest peak RSS among the training workers (every rank takes part)."""
-    peak = peak_rss_bytes()
+def private_rss_bytes() -> int:
+    """This process's private resident memory now (``RssAnon``): its heap, tensors and
+    copies, without the shared pages of the Ray object store it maps; 0 where unknown."""
+    return _status_bytes("RssAnon") or 0
+
+
+class PrivatePeak:
+    """The peak of ``private_rss_bytes``, sampled every ``interval`` seconds by a daemon
+    thread. A worker's ``VmHWM`` also counts the object store's pages it mapped while it read
+    its blocks: those are the store's memory (bounded by its size, spilled beyond it), shared
+    with every process on the node, and stay counted after the worker is done with them."""
+
+    def __init__(self, interval: float = 0.2):
+        self.peak = private_rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            self.peak = max(self.peak, private_rss_bytes())
+
+    def read(self) -> int:
+        self.peak = max(self.peak, private_rss_bytes())
+        return self.peak
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _largest(value: int, world: int, device) -> int:
+    """The largest ``value`` among the training workers (every rank takes part)."""
+    peak = value
     if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
         value = torch.tensor([peak], dtype=torch.int64, device=device)
         torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
@@ -466,7 +513,9 @@ def evaluate_on_cluster(
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the samples depend on the row order
     with footer_readers_for(len(files)):
-        rows = ray.data.read_parquet(files, partitioning=None)  # columns as the driver reads them
+        # The columns, and their types, as the driver reads them (no hive partition column).
+        columns = streaming.lake_columns(learner, split.time_column, evaluating=True)
+        rows = ray.data.read_parquet(files, columns=columns, partitioning=None)
     scored = rows.map_batches(
         SplitScorer,
         fn_constructor_kwargs={

@@ -71,6 +71,13 @@ class Learner:
     def targets(self, frame) -> np.ndarray:
         return frame[self.target].to_numpy(dtype=np.float32)
 
+    @property
+    def training_columns(self) -> tuple[str, ...]:
+        """The lake columns ``features`` and ``targets`` read: the inputs and the target.
+        Training reads only these (and the time column) of the lake, so a wide table costs
+        only what the model uses; a learner whose features read another column adds it."""
+        return tuple(dict.fromkeys([*self.inputs, self.target]))
+
     # The model -------------------------------------------------------------------------
     def build_model(self, n_features: int, hidden: int | None = None):
         """The network: features in, one logit out."""

@@ -191,7 +191,8 @@ def training_statistics(
     moments = RunningMoments(len(learner.feature_names))
     targets: list[np.ndarray] = []
     sample = BottomK(sample_rows, seed)
-    for _, batch in iter_batches(files):
+    columns = lake_columns(learner, split.time_column, evaluating=True)
+    for _, batch in iter_batches(files, columns):
         rows = batch[batch[split.time_column] < split.train_until]
         if rows.empty:
             continue
@@ -292,10 +293,25 @@ def evaluate_splits(
     process, keeping the learner's ``evaluation_columns`` (all when it names none)."""
     scored = (
         (name, rows, score(rows))
-        for _, batch in iter_batches(files)
+        for _, batch in iter_batches(
+            files, lake_columns(learner, split.time_column, evaluating=True)
+        )
         for name, rows in evaluated_rows(batch, split)
     )
     return collect_scored(scored, learner, sample_rows=sample_rows, seed=seed)
+
+
+def lake_columns(learner: Learner, time_column: str, *, evaluating: bool) -> list[str] | None:
+    """The lake columns a pass over the rows reads: the time column and the learner's
+    ``training_columns``; with ``evaluating`` (the statistics and evaluation passes, which
+    keep a baseline's sample and what the metrics read) its evaluation columns too, or every
+    column (None) when it names none."""
+    if evaluating and not learner.evaluation_columns:
+        return None
+    wanted = [time_column, *learner.training_columns]
+    if evaluating:
+        wanted += learner.evaluation_columns
+    return list(dict.fromkeys(wanted))
 
 
 def _sampled_columns(rows: pd.DataFrame, learner: Learner) -> pd.DataFrame:

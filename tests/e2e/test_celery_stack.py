@@ -111,8 +111,8 @@ def test_drifted_traffic_is_announced_flagged_and_retrained_through_the_gate(cel
     completed hours only). The triggerer's ``CapturedHoursTrigger`` announces the hour, the
     asset event starts the monitoring DAG, which flags that sensor and emits the drift asset;
     the retraining DAG runs from that event on the latest validated days and through the gate.
-    The endpoint then serves the champion: the version it served before, unless the retrained
-    model beat it on the same holdout."""
+    Those days (a small fleet's) do not train to the use case's bar (holdout F1 0.8), so the
+    retrained version stays challenger and the endpoint goes on serving the version it served."""
     server = celery_airflow
     settings, api = server.settings, server.api()
     wait_until(lambda: api.dag(DAG_ID)["is_paused"] is False, "DAG parsed and unpaused", 180)
@@ -153,11 +153,10 @@ def test_drifted_traffic_is_announced_flagged_and_retrained_through_the_gate(cel
     assert api.xcom(retrain, again["dag_run_id"], "partitions"), "no validated days to train on"
     decision = api.xcom(retrain, again["dag_run_id"], "promote", key="decision")
     assert decision["champion_before"] == before
-    print(f"retrained on drift: {decision['reason']}")
-    served = _served_version(settings.serve_endpoint)
-    assert served == decision["champion_after"], (served, decision["reason"])
-    if not decision["promoted"]:
-        assert served == before, decision["reason"]  # the gate said no: nothing changed
+    assert decision["challenger"] != before, "the retraining run trained nothing new"
+    assert not decision["promoted"] and decision["champion_after"] == before, decision["reason"]
+    assert "stays challenger" in decision["reason"]
+    assert _served_version(settings.serve_endpoint) == before  # the gate said no: unchanged
     api.close()
 
 

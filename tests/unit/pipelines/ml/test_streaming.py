@@ -127,3 +127,23 @@ def test_no_training_data_is_a_one_line_error(tmp_path):
         streaming.scan([str(empty)], "timestamp")
     with pytest.raises(ValueError, match="no partition files"):
         streaming.scan([], "timestamp")
+
+
+@pytest.mark.parametrize(
+    "name, fields, unread",
+    [
+        ("predictive_maintenance", {"machines": 3}, {"machine_id"}),
+        ("visual_quality_control", {"images": 40}, {"lot"}),
+    ],
+)
+def test_training_reads_only_the_columns_the_model_uses(tmp_path, name, fields, unread):
+    """The training rows are read with the learner's ``training_columns`` and the time column
+    only: the features and targets made from them equal those of every column, and columns
+    the model never reads (a machine's id, a lot) are not decoded."""
+    use_case, learner, files, frame = _lake(tmp_path, name, fields)
+    columns = streaming.lake_columns(learner, use_case.table.time_column, evaluating=False)
+    assert unread <= set(frame.columns) and not unread & set(columns)
+    read = pd.concat([batch for _, batch in streaming.iter_batches(files, columns)])
+    assert sorted(read.columns) == sorted(columns)
+    np.testing.assert_array_equal(learner.features(read), learner.features(frame))
+    np.testing.assert_array_equal(learner.targets(read), learner.targets(frame))

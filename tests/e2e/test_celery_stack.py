@@ -61,13 +61,18 @@ def celery_airflow(local_stack, tmp_path_factory):
         yield server
 
 
-def test_the_pipeline_runs_on_celery_and_a_lost_worker_costs_no_second_ray_job(celery_airflow):
+@pytest.fixture(scope="module")
+def lost_worker_run(celery_airflow) -> dict:
+    """The pipeline, triggered through the REST API; the Celery worker holding its training
+    task is SIGKILLed with its task processes while the Ray job runs, then the run is waited
+    for: {"run_id", "train_job", "job_status_after_kill"}. Its model is also the champion
+    the monitoring test's endpoint serves, so the module runs the pipeline once, whatever
+    the order of its tests."""
     server = celery_airflow
     api, jobs = server.api(), server.ray_jobs()
     wait_until(lambda: api.dag(DAG_ID)["is_paused"] is False, "DAG parsed and unpaused", 180)
     run_id = f"celery-{uuid.uuid4().hex[:8]}"
-    conf = SMALL_RUN
-    api.trigger(DAG_ID, dt.datetime.now(dt.UTC).isoformat(), conf, run_id=run_id)
+    api.trigger(DAG_ID, dt.datetime.now(dt.UTC).isoformat(), SMALL_RUN, run_id=run_id)
 
     def train() -> dict:
         return next(t for t in api.task_instances(DAG_ID, run_id) if t["task_id"] == "train")
@@ -82,11 +87,22 @@ def test_the_pipeline_runs_on_celery_and_a_lost_worker_costs_no_second_ray_job(c
     task_pid = train()["pid"]
     (holder,) = [w for w in ("w1", "w2") if server.records[w].pid == os.getsid(task_pid)]
     server.kill(holder)
-    assert jobs.job_status(train_job) == "RUNNING", "the kill landed after training ended"
-
+    after_kill = jobs.job_status(train_job)
     wait_until(
         lambda: api.run(DAG_ID, run_id)["state"] in ("success", "failed"), "run finished", 900
     )
+    api.close()
+    return {"run_id": run_id, "train_job": train_job, "job_status_after_kill": after_kill}
+
+
+def test_the_pipeline_runs_on_celery_and_a_lost_worker_costs_no_second_ray_job(
+    celery_airflow, lost_worker_run
+):
+    server = celery_airflow
+    api, jobs = server.api(), server.ray_jobs()
+    run_id, train_job = lost_worker_run["run_id"], lost_worker_run["train_job"]
+    conf = SMALL_RUN
+    assert lost_worker_run["job_status_after_kill"] == "RUNNING", "the kill landed too late"
     states = {t["task_id"]: t for t in api.task_instances(DAG_ID, run_id)}
     assert api.run(DAG_ID, run_id)["state"] == "success", {t: s["state"] for t, s in states.items()}
     assert {s["state"] for s in states.values()} == {"success"}
@@ -104,7 +120,9 @@ def test_the_pipeline_runs_on_celery_and_a_lost_worker_costs_no_second_ray_job(c
     api.close()
 
 
-def test_drifted_traffic_is_announced_flagged_and_retrained_through_the_gate(celery_airflow):
+def test_drifted_traffic_is_announced_flagged_and_retrained_through_the_gate(
+    celery_airflow, lost_worker_run
+):
     """The monitoring loop on the scheduler and the triggerer. The endpoint answers a fleet
     whose air-temperature sensor reads 4 K high; those answers are captured as an hour of
     traffic that has ended (``CaptureWriter`` clocked an hour back: the watcher announces
@@ -115,8 +133,8 @@ def test_drifted_traffic_is_announced_flagged_and_retrained_through_the_gate(cel
     retrained version stays challenger and the endpoint goes on serving the version it served."""
     server = celery_airflow
     settings, api = server.settings, server.api()
-    wait_until(lambda: api.dag(DAG_ID)["is_paused"] is False, "DAG parsed and unpaused", 180)
-    before = _served_version(settings.serve_endpoint) or _train_and_serve(api)
+    before = _served_version(settings.serve_endpoint)
+    assert before, "the module's pipeline run serves no champion"
     monitor, retrain = USE_CASE.monitor_dag_id, USE_CASE.retrain_dag_id
     seen = {r["dag_run_id"] for r in api.runs(monitor)}
 
@@ -171,17 +189,6 @@ def _served_version(endpoint: str) -> str | None:
         return None
     stable = answer.json()["stable"]
     return stable["model_version"] if stable else None
-
-
-def _train_and_serve(api: AirflowAPI) -> str:
-    """A champion served by the pipeline, for when no earlier test of the module made one."""
-    run_id = f"champion-{uuid.uuid4().hex[:8]}"
-    api.trigger(DAG_ID, dt.datetime.now(dt.UTC).isoformat(), SMALL_RUN, run_id=run_id)
-    wait_until(
-        lambda: api.run(DAG_ID, run_id)["state"] in ("success", "failed"), "champion run", 900
-    )
-    assert api.run(DAG_ID, run_id)["state"] == "success", _task_states(api, DAG_ID, run_id)
-    return api.xcom(DAG_ID, run_id, "promote", key="decision")["champion_after"]
 
 
 def _serve_drifted_traffic(endpoint: str, lake: str, at: float) -> None:

@@ -266,48 +266,58 @@ def throughput(urls: dict[str, str]) -> None:
         print(f"{name} / fastapi max throughput: {ratio:.2f}")
 
 
-def capture(urls: dict[str, str]) -> None:
-    """Inference capture at 100% vs off, on two routers serving the same version: p50 of one
-    sequential client, and throughput and p50 of 16 concurrent clients, rounds alternating."""
+def capture(sides: dict[str, tuple[str, str]]) -> None:
+    """Inference capture at 100% vs off, on two routers serving the same version (``sides``:
+    name to (url, application)): p50 of one sequential client, and throughput, p50 and the
+    router's CPU per request at 16 concurrent clients, rounds alternating. The CPU figure is
+    the steadiest on a shared machine: on saturated cores it is what throughput follows."""
     print("== capture at 100% vs off (5 x 300 sequential, then 4 x 10 s at 16 clients)")
-    p50 = {name: [] for name in urls}
-    rps = {name: [] for name in urls}
-    p50_busy = {name: [] for name in urls}
-    order = list(urls)
+    routers = {name: _router_process(app) for name, (_, app) in sides.items()}
+    client = psutil.Process()
+    p50 = {name: [] for name in sides}
+    busy = {name: _Saturated() for name in sides}
+    order = list(sides)
     for _ in range(5):
         for name in order:
-            p50[name].append(_percentiles(sequential(urls[name], 300))[0])
+            p50[name].append(_percentiles(sequential(sides[name][0], 300))[0])
         order.reverse()  # neither side always goes first
+    p50_busy = {name: [] for name in sides}
     for _ in range(4):
         for name in order:
-            rate, latencies = saturate(urls[name], 16, 10)
-            rps[name].append(rate)
+            before = _cpu_clock(routers[name], client)
+            rate, latencies = saturate(sides[name][0], 16, 10)
+            router_s, _, elapsed = _cpu_clock(routers[name], client) - before
+            busy[name].throughputs.append(rate)
+            busy[name].router_busy.append(router_s / elapsed)
             p50_busy[name].append(_percentiles(latencies)[0])
         order.reverse()
-    for name in urls:
+    for name in sides:
         print(
             f"{name:8s} p50={statistics.median(p50[name]) * 1000:6.2f} ms  "
-            f"{statistics.median(rps[name]):7.1f} req/s and"
-            f" p50={statistics.median(p50_busy[name]) * 1000:6.2f} ms at 16 clients"
+            f"{busy[name].rps:7.1f} req/s and"
+            f" p50={statistics.median(p50_busy[name]) * 1000:6.2f} ms at 16 clients;"
+            f" router CPU {busy[name].cpu_per_request * 1e6:5.0f} us a request"
         )
 
     def added_ms(figures: dict) -> float:
         return (statistics.median(figures["capture"]) - statistics.median(figures["off"])) * 1000
 
-    kept = statistics.median(rps["capture"]) / statistics.median(rps["off"])
+    kept = busy["capture"].rps / busy["off"].rps
+    cpu = busy["capture"].cpu_per_request / busy["off"].cpu_per_request
     print(f"capture p50 added, one client: {added_ms(p50):.3f} ms (target <= 0.2 ms)")
     print(f"capture p50 added, 16 clients: {added_ms(p50_busy):.3f} ms (target <= 0.2 ms)")
     print(f"capture / off throughput at 16 clients: {kept:.3f} (target >= 0.95)")
+    print(f"  router CPU a request, capture / off: {cpu:.3f}")
 
 
 def _router_process(app: str) -> psutil.Process:
-    """The router replica of application ``app``: Ray titles its process
-    ``ray::ServeReplica:<app>:Router``."""
-    title = f"ServeReplica:{app}:Router"
-    for proc in psutil.process_iter(["cmdline"]):
-        if any(title in part for part in proc.info["cmdline"] or ()):
-            return proc
-    raise RuntimeError(f"no process titled {title}: is application {app} running?")
+    """The router replica of application ``app`` (the bench runs one)."""
+    from conveyor.processes import replica_processes
+
+    found = replica_processes(app, "Router")
+    if not found:
+        raise RuntimeError(f"no router replica of {app} on this node: is it running?")
+    return found[0]
 
 
 def _cpu_clock(router: psutil.Process, client: psutil.Process) -> np.ndarray:
@@ -516,8 +526,8 @@ def main(argv: list[str] | None = None) -> None:
                 deploy(side, version)
                 if not wait_for_copy(side, version, timeout=60, scoring=True):
                     raise RuntimeError(f"the router never scored version {version} itself")
-            urls = {name: f"{side.endpoint}/predict" for name, side in sides.items()}
-            for url in urls.values():
+            urls = {name: (f"{t.endpoint}/predict", t.app_name) for name, t in sides.items()}
+            for url, _ in urls.values():
                 sequential(url, 50)  # warm-up
             capture(urls)
         if "rollouts" in only:

@@ -65,6 +65,10 @@ class AirflowAPI:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
         return self._call("GET", path).json()["task_instances"]
 
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        """Each task of the run and its state (None before it is scheduled)."""
+        return {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
+
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> None:
         """The UI's "Mark as failed / success / skipped" on one task instance."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"

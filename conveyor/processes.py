@@ -222,6 +222,20 @@ def stop_all(records: Iterable[ServiceRecord]) -> list[str]:
     return [record.name for record, was in zip(records, running, strict=True) if was]
 
 
+def replica_processes(app: str, deployment: str) -> list[psutil.Process]:
+    """This node's processes of a Serve deployment's replicas (Ray titles each
+    ``ray::ServeReplica:<app>:<deployment>``): what to watch or kill by PID."""
+    title = f"ServeReplica:{app}:{deployment}"
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(title in part for part in proc.info["cmdline"] or ()):
+                found.append(proc)
+        except psutil.Error:  # it ended while being listed
+            continue
+    return found
+
+
 def _signal(proc: psutil.Process, sig: int) -> None:
     try:
         proc.send_signal(sig)

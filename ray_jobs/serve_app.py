@@ -15,8 +15,9 @@ and a rollback to the previous version instant (it stays loaded in its slot).
 - ``router_builder(args)`` builds the HTTP ingress (``RouterArgs``): validation of the use
   case's records (``Learner.request_model``; 422, never a 500, for bad input), optional bearer
   auth, canary split, shadow copies, inference capture to the lake
-  (``pipelines.monitoring.capture``; each answer's ``X-Request-Id``), ``/healthz``,
-  ``/metadata`` and the OpenAPI document.
+  (``pipelines.monitoring.capture``; each answer's ``X-Request-Id``), ``/feedback`` (labels
+  learned later, ``pipelines.monitoring.feedback``), ``/healthz``, ``/metadata`` and the
+  OpenAPI document.
 
 The builders and the router live here; the request/response and argument models in
 ``ray_jobs.serve_schemas``; loading and scoring (``Predictor``, the router's
@@ -57,6 +58,8 @@ from pipelines.serving.routing import (
 )
 from ray_jobs.predictor import Predictor, StableMirror
 from ray_jobs.serve_schemas import (
+    FeedbackBody,
+    FeedbackResponse,
     PredictorArgs,
     PredictResponse,
     Problem,
@@ -135,6 +138,26 @@ def _one_line(errors: list[dict]) -> str:
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
+
+
+def _feedback_frame(body: FeedbackBody, numeric: bool):
+    """The labels of a ``/feedback`` call as ``write_feedback`` takes them. Defined above
+    ``Router`` for the reason ``_capture_writer`` is."""
+    import pandas as pd
+
+    if numeric and any(isinstance(item.label, bool) for item in body.labels):
+        raise HTTPException(
+            status_code=422,
+            detail="feedback: this model predicts a number: a label is the true value, "
+            "not true/false",
+        )
+    return pd.DataFrame(
+        {
+            "_request_id": [item.request_id for item in body.labels],
+            "_row": [item.row for item in body.labels],
+            "label": [item.label for item in body.labels],
+        }
+    )
 
 
 def _capture_writer(args: RouterArgs, learner):
@@ -494,6 +517,38 @@ class Router:
             "in_process": in_process,
             "staged": staged,
         }
+
+    @api.post(
+        "/feedback",
+        response_model=FeedbackResponse,
+        responses={401: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}},
+    )
+    async def feedback(self, request: Request, body: FeedbackBody) -> dict:
+        """The truth about answers given earlier (by their ``X-Request-Id`` and position),
+        joined to the captured answers for live precision and recall. Written to the lake
+        before the reply: a 200 means every label of the call is kept, any error that none
+        is."""
+        self._authorize(request)
+        if not self.capture:
+            raise HTTPException(
+                status_code=404,
+                detail="capture is off on this endpoint: there are no answers to label",
+            )
+        from pipelines.monitoring.feedback import write_feedback
+
+        labels = _feedback_frame(body, numeric=not self.learner.decision_field)
+        config = self.capture.config
+        try:
+            await asyncio.to_thread(
+                write_feedback,
+                config.root,
+                config.use_case,
+                labels,
+                numeric=not self.learner.decision_field,
+            )
+        except ValueError as exc:  # a label the learner's task cannot take
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        return {"labels": len(labels)}
 
     @api.get("/metadata", responses={401: {"model": Problem}})
     async def metadata(self, request: Request) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model, model_validator
 
 MAX_RECORDS = 1024
 
@@ -103,3 +103,32 @@ class PredictResponse(BaseModel):
 
 class Problem(BaseModel):
     message: str
+
+
+MAX_FEEDBACK = 10_000
+"""Labels one ``/feedback`` call may carry (each call is one file in the lake)."""
+
+
+class FeedbackLabel(BaseModel):
+    """The truth about one served record, learned later."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(
+        min_length=1, max_length=128, description="The answer's X-Request-Id header"
+    )
+    row: int = Field(0, ge=0, description="The record's position in that request")
+    label: StrictBool | float = Field(
+        description="Whether the case was positive (a failure, a rejected part); for a "
+        "regressor, the true value"
+    )
+
+
+class FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    labels: list[FeedbackLabel] = Field(min_length=1, max_length=MAX_FEEDBACK)
+
+
+class FeedbackResponse(BaseModel):
+    labels: int = Field(description="Labels written (all of the call's, or none)")

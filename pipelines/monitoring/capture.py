@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
+from itertools import chain
 
 import fsspec
 import pyarrow as pa
@@ -52,6 +53,13 @@ CAPTURE_COLUMNS = (
 record's position in the request (together the key feedback labels join on,
 ``pipelines.monitoring.feedback``), UTC time, the version that answered, how it was picked
 (stable, canary, pinned), and the prediction's score and decision."""
+
+
+CAPTURED_AT = pa.timestamp("us", tz="UTC")
+
+_Request = tuple[list[dict], list[dict], float, dict]
+"""A queued request: its records, their predictions, when it was answered (seconds since the
+epoch), and the capture columns its records share."""
 
 
 class CaptureConfig(BaseModel):
@@ -110,7 +118,8 @@ class CaptureWriter:
         self._score, self._label = score_field, label_field
         self._sample = sample
         self._clock = clock
-        self._queue: deque[dict] = deque()
+        self._queue: deque[_Request] = deque()
+        self._rows = 0  # records queued (a request is one entry of the queue)
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._wake = threading.Event()
@@ -122,28 +131,25 @@ class CaptureWriter:
     def offer(self, records: list[dict], predictions: list[dict], meta: dict) -> bool:
         """Queue one answered request (its records, their predictions, and the capture columns
         they share: request id, version, served_by); False when it was not captured (not
-        sampled, or the buffer is full: counted in ``stats``)."""
+        sampled, or the buffer is full: counted in ``stats``). The request is queued as it is,
+        one entry for all its records: the request path does no per-record work."""
         n = len(records)
         self.stats["requests"] += 1
         if self._stopped.is_set() or self._sample() >= self.config.rate:
             self.stats["not_sampled"] += n
             return False
-        captured_at = self._clock()
+        if n != len(predictions):  # a bug upstream; the request was answered all the same
+            self.stats["failed"] += n
+            log.error("capture: %d records but %d predictions", n, len(predictions))
+            return False
+        entry = (records, predictions, self._clock(), meta)
         with self._lock:
-            if len(self._queue) + n > self.config.max_rows:
+            if self._rows + n > self.config.max_rows:
                 self.stats["dropped"] += n
                 return False
-            for row, (record, prediction) in enumerate(zip(records, predictions, strict=True)):
-                self._queue.append(
-                    {
-                        "record": record,
-                        "prediction": prediction,
-                        "at": captured_at,
-                        "row": row,
-                        **meta,
-                    }
-                )
-            queued = len(self._queue)
+            self._queue.append(entry)
+            self._rows += n
+            queued = self._rows
         self.stats["queued"] += n
         if queued >= self.config.batch_rows:
             self._wake.set()
@@ -163,6 +169,7 @@ class CaptureWriter:
             with self._lock:
                 items = list(self._queue)
                 self._queue.clear()
+                self._rows = 0
             if not items:
                 return 0
             written = 0
@@ -174,35 +181,48 @@ class CaptureWriter:
                     name = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
                     append_part(hour_dir(self.config.root, self.config.use_case, hour), table, name)
                 except Exception as exc:  # a full disk, a bucket gone: counted, logged
-                    self.stats["failed"] += len(rows)
-                    log.error("capture: %d rows for %s not written: %r", len(rows), hour, exc)
+                    lost = sum(len(request[0]) for request in rows)
+                    self.stats["failed"] += lost
+                    log.error("capture: %d rows for %s not written: %r", lost, hour, exc)
                     continue
                 written += table.num_rows
                 self.stats["files"] += 1
             self.stats["written"] += written
             return written
 
-    def _table(self, items: list[dict]) -> pa.Table:
-        rows = []
-        for item in items:
-            prediction = item["prediction"]
-            try:
-                row = dict(self._fields(item["record"]))
-            except Exception as exc:  # one record the learner cannot measure: it alone is lost
-                self.stats["failed"] += 1
-                log.warning("capture: a record was not captured: %r", exc)
-                continue
-            row["_request_id"] = item.get("request_id")
-            row["_row"] = item["row"]
-            row["_captured_at"] = dt.datetime.fromtimestamp(item["at"], dt.UTC)
-            row["_model_version"] = item.get("model_version")
-            row["_served_by"] = item.get("served_by")
-            row["_score"] = float(prediction[self._score])
-            label = prediction.get(self._label) if self._label else None
-            row["_label"] = None if label is None else str(label)
-            rows.append(row)
-        names = list(dict.fromkeys(k for row in rows for k in row))  # a column any row has
-        return pa.table({name: [row.get(name) for row in rows] for name in names})
+    def _table(self, requests: list[_Request]) -> pa.Table:
+        """The captured rows of ``requests``, built column by column (one Python pass over the
+        records, the rest in Arrow)."""
+        fields: list[dict] = []
+        request_ids, positions, stamps, versions, served_by, scores, labels = ([] for _ in range(7))
+        score, label = self._score, self._label
+        for records, predictions, at, meta in requests:
+            micros = int(at * 1_000_000)
+            for row, (record, prediction) in enumerate(zip(records, predictions, strict=True)):
+                try:
+                    fields.append(self._fields(record))
+                except Exception as exc:  # one record the learner cannot measure: it alone is lost
+                    self.stats["failed"] += 1
+                    log.warning("capture: a record was not captured: %r", exc)
+                    continue
+                request_ids.append(meta.get("request_id"))
+                positions.append(row)
+                stamps.append(micros)
+                versions.append(meta.get("model_version"))
+                served_by.append(meta.get("served_by"))
+                scores.append(prediction[score])
+                decision = prediction.get(label) if label else None
+                labels.append(None if decision is None else str(decision))
+        names = dict.fromkeys(chain.from_iterable(fields))  # a column any row has
+        columns = {name: [row.get(name) for row in fields] for name in names}
+        columns["_request_id"] = pa.array(request_ids, pa.string())
+        columns["_row"] = pa.array(positions, pa.int64())
+        columns["_captured_at"] = pa.array(stamps, pa.int64()).cast(CAPTURED_AT)
+        columns["_model_version"] = pa.array(versions, pa.string())
+        columns["_served_by"] = pa.array(served_by, pa.string())
+        columns["_score"] = pa.array(scores, pa.float64())
+        columns["_label"] = pa.array(labels, pa.string())
+        return pa.table(columns)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop taking records, write what is queued, and stop the thread."""
@@ -212,12 +232,11 @@ class CaptureWriter:
         self.flush()
 
 
-def _by_hour(items: Iterable[dict]) -> dict[dt.datetime, list[dict]]:
-    groups: dict[dt.datetime, list[dict]] = {}
-    for item in items:
-        at = dt.datetime.fromtimestamp(item["at"], dt.UTC)
-        groups.setdefault(at.replace(minute=0, second=0, microsecond=0), []).append(item)
-    return groups
+def _by_hour(requests: Iterable[_Request]) -> dict[dt.datetime, list[_Request]]:
+    groups: dict[int, list[_Request]] = {}
+    for request in requests:
+        groups.setdefault(int(request[2] // 3600), []).append(request)
+    return {dt.datetime.fromtimestamp(hour * 3600, dt.UTC): group for hour, group in groups.items()}
 
 
 def captured_hours(root: str, use_case: str) -> list[dt.datetime]:

@@ -19,7 +19,6 @@ import uuid
 import httpx
 import pytest
 
-from conveyor.airflow_api import AirflowAPI
 from conveyor.processes import wait_until
 from pipelines.catalog import get_use_case, learner_of
 from pipelines.monitoring.capture import CaptureConfig, CaptureWriter
@@ -150,7 +149,7 @@ def test_drifted_traffic_is_announced_flagged_and_retrained_through_the_gate(
         300,
     )
     run = next(r for r in announced() if r["state"] in ("success", "failed"))
-    tasks = _task_states(api, monitor, run["dag_run_id"])
+    tasks = api.task_states(monitor, run["dag_run_id"])
     assert run["state"] == "success" and tasks["request_retraining"] == "success", tasks
     found = api.xcom(monitor, run["dag_run_id"], "check")
     assert "air_temperature_k" in found["drifted"], found["verdict"]
@@ -166,7 +165,7 @@ def test_drifted_traffic_is_announced_flagged_and_retrained_through_the_gate(
         600,
     )
     again = retrained()[0]
-    tasks = _task_states(api, retrain, again["dag_run_id"])
+    tasks = api.task_states(retrain, again["dag_run_id"])
     assert again["state"] == "success", tasks
     assert api.xcom(retrain, again["dag_run_id"], "partitions"), "no validated days to train on"
     decision = api.xcom(retrain, again["dag_run_id"], "promote", key="decision")
@@ -221,7 +220,3 @@ def _serve_drifted_traffic(endpoint: str, lake: str, at: float) -> None:
     finally:
         writer.close()
     assert writer.stats["written"] == len(records), dict(writer.stats)
-
-
-def _task_states(api: AirflowAPI, dag_id: str, run_id: str) -> dict[str, str]:
-    return {ti["task_id"]: ti["state"] for ti in api.task_instances(dag_id, run_id)}

@@ -423,7 +423,7 @@ def test_a_backfilled_week_makes_seven_partitions_and_one_training(server_airflo
         900,
     )
     (training,) = training_runs()  # the asset policy: one training per complete week
-    states = _task_states(api, "model_training", training["dag_run_id"])
+    states = api.task_states("model_training", training["dag_run_id"])
     assert training["state"] == "success", states
     assert training["partition_key"].startswith("2026-11-02")
     assert api.xcom("model_training", training["dag_run_id"], "partitions") == WEEK
@@ -443,7 +443,7 @@ def test_a_backfilled_week_makes_seven_partitions_and_one_training(server_airflo
         "the repeated week",
         600,
     )
-    states = _task_states(api, "model_training", again["dag_run_id"])
+    states = api.task_states("model_training", again["dag_run_id"])
     assert api.run("model_training", again["dag_run_id"])["state"] == "success", states
     assert states["plan"] == "success" and states["train"] == "skipped", states
     reused = api.xcom("model_training", again["dag_run_id"], "register")
@@ -458,7 +458,3 @@ def _parsed(api: AirflowAPI, dag_id: str) -> bool:
     except httpx.HTTPStatusError:
         return False
     return True
-
-
-def _task_states(api: AirflowAPI, dag_id: str, run_id: str) -> dict[str, str]:
-    return {ti["task_id"]: ti["state"] for ti in api.task_instances(dag_id, run_id)}

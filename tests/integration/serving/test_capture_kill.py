@@ -14,7 +14,7 @@ import psutil
 import pyarrow.parquet as pq
 import pytest
 
-from conveyor.processes import wait_until
+from conveyor.processes import replica_processes, wait_until
 from pipelines.serving.rollout import deploy
 from pipelines.serving.routing import REQUEST_ID_HEADER
 from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
@@ -27,14 +27,7 @@ CAPTURE = {"rate": 1.0, "batch_rows": 8, "max_rows": 2048, "flush_interval_s": 0
 
 
 def _router_pids(app: str) -> set[int]:
-    """The router replica processes of ``app`` (Ray titles them
-    ``ray::ServeReplica:<app>:Router``)."""
-    title = f"ServeReplica:{app}:Router"
-    return {
-        proc.pid
-        for proc in psutil.process_iter(["cmdline"])
-        if any(title in part for part in proc.info["cmdline"] or ())
-    }
+    return {proc.pid for proc in replica_processes(app, "Router")}
 
 
 def test_a_killed_router_loses_only_its_unflushed_tail_and_tears_no_file(

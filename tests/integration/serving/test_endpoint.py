@@ -9,7 +9,9 @@ import uuid
 import httpx
 import pytest
 
+from pipelines.catalog import learner_of
 from pipelines.monitoring.capture import read_captured
+from pipelines.monitoring.feedback import live_quality, read_feedback
 from pipelines.serving.rollout import deploy, wait_for_copy
 from pipelines.serving.routing import REQUEST_ID_HEADER, VERSION_HEADER
 from pipelines.usecases.predictive_maintenance.learner import SAMPLE_RECORDS
@@ -18,6 +20,7 @@ from pipelines.usecases.predictive_maintenance.schema import PHYSICAL_RANGES
 pytestmark = pytest.mark.integration
 
 GOOD = SAMPLE_RECORDS[0]
+USE_CASE = "predictive_maintenance"
 
 
 def test_one_record_or_a_batch_and_the_answer_names_the_version(served, versions):
@@ -150,7 +153,8 @@ def test_bearer_auth_when_required(versions, target_for):
 
     token = get_settings().serve_token.get_secret_value()
     assert token
-    target = target_for("pm-auth", require_auth=True, token=token)
+    # Capture off (its arguments left out): feedback has no answers to join.
+    target = target_for("pm-auth", require_auth=True, token=token, router={})
     deploy(target, versions["a"])  # its smoke requests carry the token
 
     url = f"{target.endpoint}/predict"
@@ -163,6 +167,11 @@ def test_bearer_auth_when_required(versions, target_for):
     assert httpx.get(f"{target.endpoint}/metadata", timeout=30).status_code == 401
     assert httpx.get(f"{target.endpoint}/healthz", timeout=30).status_code == 200
     assert httpx.get(f"{target.endpoint}/openapi.json", timeout=30).status_code == 200
+    label = {"labels": [{"request_id": "r", "label": True}]}
+    feedback = f"{target.endpoint}/feedback"
+    assert httpx.post(feedback, json=label, timeout=30).status_code == 401
+    off = httpx.post(feedback, json=label, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert off.status_code == 404 and "capture is off" in off.json()["message"]
 
 
 def test_answered_requests_are_captured_to_the_lake_with_their_id(served, versions, local_stack):
@@ -206,3 +215,58 @@ def test_answered_requests_are_captured_to_the_lake_with_their_id(served, versio
         assert {r["_served_by"] for r in mine} == {"stable"}
     stats = httpx.get(f"{served.endpoint}/metadata", timeout=30).json()["capture_stats"]
     assert stats["written"] >= len(rows) and stats.get("dropped", 0) == 0
+
+
+def test_feedback_posted_to_the_endpoint_joins_its_captured_answer(served, local_stack):
+    """``POST /feedback`` keeps the truth learned later about an answer (by its request id and
+    position) in the lake before it replies, where the monitoring pass joins it to the
+    captured answer; a call with one bad label writes none of its labels."""
+    learner = learner_of(USE_CASE)
+    request_id = f"feedback-{uuid.uuid4().hex}"
+    answer = httpx.post(
+        f"{served.endpoint}/predict",
+        json={"records": SAMPLE_RECORDS[:2]},
+        headers={REQUEST_ID_HEADER: request_id},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    decided = [p[learner.decision_field] for p in answer.json()["predictions"]]
+    truth = [not decided[0], decided[1]]  # the first answer was wrong, the second right
+
+    def post(labels):
+        return httpx.post(f"{served.endpoint}/feedback", json={"labels": labels}, timeout=30)
+
+    today = dt.datetime.now(dt.UTC).date()
+    before = len(read_feedback(local_stack.lake, USE_CASE, today))
+    bad = post([{"request_id": request_id, "label": True}, {"request_id": "x", "label": 0.7}])
+    assert bad.status_code == 422 and "0.7" in bad.json()["message"]
+    assert post([{"request_id": request_id, "label": True, "extra": 1}]).status_code == 422
+    assert post([]).status_code == 422
+    assert len(read_feedback(local_stack.lake, USE_CASE, today)) == before  # nothing written
+
+    kept = post([{"request_id": request_id, "row": row, "label": t} for row, t in enumerate(truth)])
+    assert kept.status_code == 200, kept.text
+    assert kept.json() == {"labels": 2}
+    labels = read_feedback(local_stack.lake, USE_CASE, today)
+    mine = labels[labels["_request_id"] == request_id].sort_values("_row")
+    assert mine["label"].tolist() == truth  # in the lake when the call returned
+
+    now = dt.datetime.now(dt.UTC)
+    deadline, served_rows = time.monotonic() + 60, None
+    while time.monotonic() < deadline:  # the capture flushes within its interval
+        table = read_captured(local_stack.lake, USE_CASE, now - dt.timedelta(hours=1), now)
+        served_rows = table.to_pandas()
+        served_rows = served_rows[served_rows["_request_id"] == request_id]
+        if len(served_rows) == 2:
+            break
+        time.sleep(1)
+    quality = live_quality(served_rows, mine, learner)
+    assert quality["labelled"] == 2 and quality["coverage"] == 1.0
+    assert (quality["precision"], quality["recall"]) == _expected(decided, truth)
+
+
+def _expected(decided: list[bool], truth: list[bool]) -> tuple:
+    tp = sum(d and t for d, t in zip(decided, truth, strict=True))
+    fp = sum(d and not t for d, t in zip(decided, truth, strict=True))
+    fn = sum(t and not d for d, t in zip(decided, truth, strict=True))
+    return (tp / (tp + fp) if tp + fp else None, tp / (tp + fn) if tp + fn else None)

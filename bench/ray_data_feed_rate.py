@@ -30,12 +30,16 @@ from pipelines.usecases.predictive_maintenance.learner import LEARNER
 BATCH = 512
 
 
-def feed_rate(dataset, batch_size: int = BATCH) -> float:
-    """Rows/s of the training loop's own iteration (``ray_jobs.train.iterate_batches``)."""
+def feed_rate(dataset, config: dict, batch_size: int = BATCH) -> float:
+    """Rows/s of the training loop's own iteration (``ray_jobs.train.iterate_batches``, which
+    scales the features with the run's scaler, ``config["scaler"]``)."""
+    from pipelines.ml.features import Scaler
     from ray_jobs.train import iterate_batches
 
+    scaler = Scaler.from_dict(config["scaler"])
     rows, started = 0, time.perf_counter()
-    for _, target in iterate_batches(dataset, batch_size, seed=0, device=torch.device("cpu")):
+    cpu = torch.device("cpu")
+    for _, target in iterate_batches(dataset, batch_size, seed=0, device=cpu, scaler=scaler):
         rows += len(target)
     return rows / (time.perf_counter() - started)
 
@@ -84,8 +88,8 @@ def main() -> None:
         cached = dataset.materialize()  # what ray_jobs.train hands to the trainer
         streaming, feeds, consumes = [], [], []
         for _ in range(args.repeats):
-            streaming.append(feed_rate(dataset))
-            feeds.append(feed_rate(cached))
+            streaming.append(feed_rate(dataset, config))
+            feeds.append(feed_rate(cached, config))
             consumes.append(consume_rate(batches))
         print(f"rows={sum(len(y) for _, y in batches)} batch={BATCH}")
         print_feed_ratios(consumes, {"materialized": feeds, "streaming": streaming}, "rows")

@@ -120,8 +120,8 @@ def main() -> None:
         torch.set_num_threads(1)
         feeds, streaming, consumes = [], [], []
         for _ in range(args.repeats + 1):
-            feeds.append(feed_rate(cached, batch))
-            streaming.append(feed_rate(dataset, batch))
+            feeds.append(feed_rate(cached, config, batch))
+            streaming.append(feed_rate(dataset, config, batch))
             consumes.append(consume_rate(config, batches))
         print_feed_ratios(consumes, {"materialized": feeds, "streaming": streaming}, "images")
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
+import importlib
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -89,31 +92,30 @@ def _load_rows(config: dict, rank: int, world: int):
 
 
 def training_rows(config: dict):
-    """The training rows as a Ray Dataset of scaled features and targets: read from the lake
-    with ``read_parquet`` and transformed by the same code that serves (the use case's
-    learner), so loading streams and scales with the cluster instead of the driver's memory."""
+    """The training rows as a Ray Dataset of features and targets: read from the lake with
+    ``read_parquet`` and transformed by the same code that serves (the use case's learner),
+    so loading streams and scales with the cluster instead of the driver's memory.
+
+    The features are not scaled here: each worker scales what it iterates with the run's
+    scaler (``config["scaler"]``), so the rows can be read while the driver is still
+    computing that scaler. The transform (``streaming.training_tensors``, given the learner
+    itself) imports neither torch nor the use-case catalog in the read workers."""
     import ray.data
 
-    name, files = config["use_case"], config["files"]
-    until = pd.Timestamp(config["train_until"])
-    scaler = config["scaler"]
-
-    def to_tensors(batch: pd.DataFrame) -> dict:
-        learner, time_column = _use_case({"use_case": name})
-        fitted = Scaler.from_dict(scaler, learner.feature_names)
-        batch = batch[batch[time_column] < until]
-        return {
-            "features": fitted.transform(learner.features(batch)),
-            "target": learner.targets(batch),
-        }
-
+    learner, time_column = _use_case(config)
+    transform = functools.partial(
+        streaming.training_tensors,
+        learner=learner,
+        time_column=time_column,
+        until=pd.Timestamp(config["train_until"]),
+    )
     # Blocks of BATCH_ROWS rows, not one per partition file: a worker maps the blocks it
     # reads (plus those prefetched), so their size, not a day's rows, sets its memory.
-    learner, time_column = _use_case(config)
     columns = streaming.lake_columns(learner, time_column, evaluating=False)
+    files = config["files"]
     with footer_readers_for(len(files)):
         rows = ray.data.read_parquet(files, columns=columns, partitioning=None)
-    return rows.map_batches(to_tensors, batch_format="pandas", batch_size=streaming.BATCH_ROWS)
+    return rows.map_batches(transform, batch_format="pyarrow", batch_size=streaming.BATCH_ROWS)
 
 
 FOOTER_READERS_VARIABLE = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
@@ -166,8 +168,9 @@ SHUFFLE_WINDOW = 8
 """Batches per shuffle window: rows are permuted within windows of this many batches."""
 
 
-def iterate_batches(data, batch_size: int, seed: int, device):
-    """(features, target) tensors from a Ray Dataset or shard, shuffled within windows.
+def iterate_batches(data, batch_size: int, seed: int, device, scaler: Scaler | None = None):
+    """(features, target) tensors from a Ray Dataset or shard, shuffled within windows, the
+    features scaled by ``scaler`` when given (``training_rows`` leaves them unscaled).
 
     NumPy batches turned into tensors here, and a permutation per window, deliver rows faster
     than ``iter_torch_batches`` with its local shuffle buffer, which shuffles row by row in
@@ -179,7 +182,10 @@ def iterate_batches(data, batch_size: int, seed: int, device):
         batch_size=SHUFFLE_WINDOW * batch_size, batch_format="numpy", prefetch_batches=2
     ):
         order = rng.permutation(len(window["target"]))  # the one copy: Arrow's are read-only
-        features = torch.from_numpy(window["features"][order].astype(np.float32, copy=False))
+        features = window["features"][order].astype(np.float32, copy=False)
+        if scaler is not None:
+            scaler.transform(features, out=features)
+        features = torch.from_numpy(features)
         target = torch.from_numpy(window["target"][order].astype(np.float32, copy=False))
         if pin:
             features, target = features.pin_memory(), target.pin_memory()
@@ -203,6 +209,7 @@ def _ray_data_batches(config: dict, rank: int, device):
     import ray.train
 
     shard = ray.train.get_dataset_shard("train")
+    scaler = Scaler.from_dict(config["scaler"])
     seed = int(config.get("seed", 0)) * 1000 + rank
     batch_size = int(config["batch_size"])
     budget = int(config.get("worker_cache_bytes", WORKER_CACHE_MB * 1024**2))
@@ -211,10 +218,10 @@ def _ray_data_batches(config: dict, rank: int, device):
 
     def epoch_batches(epoch: int):
         if stream_each_epoch[0]:
-            yield from iterate_batches(shard, batch_size, seed + 10 * epoch, device)
+            yield from iterate_batches(shard, batch_size, seed + 10 * epoch, device, scaler)
             return
         if not cache:
-            windows = iterate_batches(shard, batch_size, seed, torch.device("cpu"))
+            windows = iterate_batches(shard, batch_size, seed, torch.device("cpu"), scaler)
             parts, size = [], 0
             for x, y in windows:
                 parts.append((x, y))
@@ -549,6 +556,34 @@ def scored_parts(frame: pd.DataFrame, width: int):
         yield name, rows, scores[:, 0] if width == 0 else scores
 
 
+EVALUATION_IMPORTS = ("sklearn.metrics", "sklearn.linear_model", "matplotlib")
+"""What evaluation, the baseline and the figures import (seconds of a cold start): imported
+while the driver only waits for the workers (``warm_imports``), not after."""
+
+
+def warm_imports(modules=EVALUATION_IMPORTS) -> threading.Thread:
+    """Import ``modules`` in a background thread (a failure is logged: the import that needs
+    the module then raises as it would have)."""
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # reported again where the module is used
+                log.warning("warm import of %s failed: %r", name, exc)
+
+    thread = threading.Thread(target=run, name="conveyor-warm-imports", daemon=True)
+    thread.start()
+    return thread
+
+
+def _timed(call):
+    """``call()`` and the seconds it took."""
+    started = time.perf_counter()
+    out = call()
+    return out, time.perf_counter() - started
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--use-case", required=True, help="the registered use case to train")
@@ -616,28 +651,17 @@ def main(argv: list[str] | None = None) -> dict:
     files = lake.partition_files(args.lake, days, table.name)
     manifests = {d.isoformat(): lake.read_manifest(args.lake, d, table.name).sha256 for d in days}
     # The driver never holds the lake: the split from one read of the time column, the
-    # statistics from one streamed pass over the training files (pipelines.ml.streaming).
+    # statistics from one streamed pass over the training files (pipelines.ml.streaming),
+    # while Ray Data reads the training rows into the object store (they are scaled by the
+    # workers, so the read does not wait for the scaler).
     phases: dict[str, float] = {}
     started = time.perf_counter()
     scanned = streaming.scan(files, table.time_column, learner.split_group)
     split = scanned.split()
     train_files = scanned.files_before(split.train_until)
-    statistics = streaming.training_statistics(train_files, split, learner, seed=args.seed)
-    scaler = statistics.scaler
-    pos_weight = learner.pos_weight(statistics.targets)
-    phases["prepare_seconds"] = time.perf_counter() - started
-    phases["prepare_peak_rss_bytes"] = peak_rss_bytes()
-
     ray.init(ignore_reinit_error=True)
     use_gpu = _use_gpu(args.use_gpu)
     name = args.name or run_key(default=f"train-{'-'.join(d.isoformat() for d in days)}")
-    log.info(
-        "training name=%s rows=%d workers=%d gpu=%s",
-        name,
-        statistics.rows,
-        args.num_workers,
-        use_gpu,
-    )
     config = {
         "use_case": use_case.name,
         "ray_data": True,
@@ -645,21 +669,35 @@ def main(argv: list[str] | None = None) -> dict:
         "worker_cache_bytes": args.worker_cache_mb * 1024**2,
         "files": train_files,
         "train_until": split.train_until.isoformat(),
-        "scaler": scaler.as_dict(),
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
         "hidden": hidden,
         "seed": args.seed,
-        "pos_weight": pos_weight,
     }
-    train_data = training_rows(config)
-    if not args.streaming_data:
-        # Read and transform once into the object store: each epoch then only iterates it
-        # instead of re-reading and re-decoding the lake (bench.ray_data_feed_rate).
-        started = time.perf_counter()
-        train_data = train_data.materialize()
-        phases["read_seconds"] = time.perf_counter() - started
+    with ThreadPoolExecutor(1, thread_name_prefix="conveyor-read") as reading:
+        train_data = training_rows(config)
+        if not args.streaming_data:
+            # Read and transform once into the object store: each epoch then only iterates
+            # it instead of re-reading and re-decoding the lake (bench.ray_data_feed_rate).
+            read = reading.submit(_timed, train_data.materialize)
+        statistics = streaming.training_statistics(train_files, split, learner, seed=args.seed)
+        phases["statistics_seconds"] = time.perf_counter() - started
+        if not args.streaming_data:
+            train_data, phases["read_seconds"] = read.result()
+    scaler = statistics.scaler
+    pos_weight = learner.pos_weight(statistics.targets)
+    config.update(scaler=scaler.as_dict(), pos_weight=pos_weight)
+    # Split, statistics and reading, from the start (the last two at once).
+    phases["prepare_seconds"] = time.perf_counter() - started
+    phases["prepare_peak_rss_bytes"] = peak_rss_bytes()
+    log.info(
+        "training name=%s rows=%d workers=%d gpu=%s",
+        name,
+        statistics.rows,
+        args.num_workers,
+        use_gpu,
+    )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
@@ -677,6 +715,7 @@ def main(argv: list[str] | None = None) -> dict:
         ),
     )
     started = time.perf_counter()
+    warm_imports()  # the driver waits for the workers now
     result = trainer.fit()
     phases["fit_seconds"] = time.perf_counter() - started
     phases["fit_peak_rss_bytes"] = peak_rss_bytes()

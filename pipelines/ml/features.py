@@ -31,9 +31,14 @@ class Scaler:
         std[std == 0] = 1.0
         return cls(features.mean(axis=0).tolist(), std.tolist(), list(feature_names))
 
-    def transform(self, features: np.ndarray) -> np.ndarray:
+    def transform(self, features: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The standardised features as float32; with ``out`` (a float32 array of their
+        shape, ``features`` itself included), written there: the same numbers, no copy."""
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
+        if out is not None:
+            np.subtract(features, mean, out=out)
+            return np.divide(out, std, out=out)
         return ((features - mean) / std).astype(np.float32)
 
     def as_dict(self) -> dict:

@@ -142,31 +142,57 @@ class RunningMoments:
 
 class BottomK:
     """A seeded uniform sample of at most ``k`` rows from batches of unknown total: each row
-    draws a random key and the ``k`` smallest keys stay (bounded memory, one pass)."""
+    draws a random key and the ``k`` smallest keys stay (bounded memory, one pass).
+
+    Rows whose key cannot be among the ``k`` smallest (not below the ``k``-th smallest seen
+    so far) are dropped as they come; the others are held as they came and cut back to the
+    ``k`` smallest only when they reach ``HOLD`` times ``k``, so each row is copied a bounded
+    number of times whatever the number of batches. The sample is the rows of the ``k``
+    smallest keys in the order they came, whenever the cuts happen."""
+
+    HOLD = 1.5
 
     def __init__(self, k: int, seed: int):
         self.k, self.rng = k, np.random.default_rng(seed)
-        self.keys = np.empty(0)
-        self.rows: pd.DataFrame | None = None
+        self.bound = np.inf  # the k-th smallest key seen so far, once k were seen
+        self.keys: list[np.ndarray] = []
+        self.parts: list[pd.DataFrame] = []
+        self.held = 0
 
     def add(self, batch: pd.DataFrame) -> None:
         if batch.empty:
             return
         drawn = self.rng.random(len(batch))
-        if len(self.keys) >= self.k:  # full: only rows that beat the largest key kept enter
-            entering = drawn < self.keys.max()
+        entering = drawn < self.bound
+        if not entering.all():
             drawn, batch = drawn[entering], batch[entering]
             if batch.empty:
                 return
-        keys = np.concatenate([self.keys, drawn])
-        rows = batch if self.rows is None else pd.concat([self.rows, batch], ignore_index=True)
+        self.keys.append(drawn)
+        self.parts.append(batch)
+        self.held += len(batch)
+        if self.held >= self.HOLD * self.k:
+            self._cut()
+
+    def _cut(self) -> None:
+        keys = np.concatenate(self.keys)
         if len(keys) > self.k:
-            keep = np.sort(np.argpartition(keys, self.k)[: self.k])
-            keys, rows = keys[keep], rows.iloc[keep]
-        self.keys, self.rows = keys, rows.reset_index(drop=True)
+            kept = np.zeros(len(keys), dtype=bool)
+            kept[np.argpartition(keys, self.k - 1)[: self.k]] = True
+            # Each part's kept rows, then one concatenation of those alone.
+            masks = np.split(kept, np.cumsum([len(part) for part in self.parts])[:-1])
+            self.parts = [part[mask] for part, mask in zip(self.parts, masks, strict=True)]
+            keys = keys[kept]
+        if len(keys) == self.k:
+            self.bound = keys.max()
+        rows = pd.concat(self.parts, ignore_index=True)
+        self.keys, self.parts, self.held = [keys], [rows], len(keys)
 
     def sample(self) -> pd.DataFrame:
-        return self.rows if self.rows is not None else pd.DataFrame()
+        if not self.parts:
+            return pd.DataFrame()
+        self._cut()
+        return self.parts[0]
 
 
 @dataclass
@@ -205,12 +231,27 @@ def training_statistics(
     )
 
 
+def training_tensors(
+    block, *, learner: Learner, time_column: str, until: pd.Timestamp
+) -> dict[str, np.ndarray]:
+    """One block of lake rows (an Arrow table) as the training loop takes them: the features
+    (unscaled) and the targets of the rows before ``until``. Made pandas as ``iter_batches``
+    makes them (NumPy-backed columns; pandas batches from Ray Data are Arrow-backed and much
+    slower to compute features on), so training sees the rows the statistics saw."""
+    rows = block.to_pandas()
+    rows = rows[rows[time_column] < until]
+    return {"features": learner.features(rows), "target": learner.targets(rows)}
+
+
+SMALL_INTS = (np.int8, np.int16, np.int32)
+
+
 def _compact(values: np.ndarray) -> np.ndarray:
     """Class labels as the smallest integer type; other values as they are."""
     values = np.asarray(values)
     if values.size and np.all(np.mod(values, 1) == 0):
         low, high = values.min(), values.max()
-        for kind in (np.int8, np.int16, np.int32):
+        for kind in SMALL_INTS:
             info = np.iinfo(kind)
             if info.min <= low and high <= info.max:
                 return values.astype(kind)
@@ -324,11 +365,18 @@ def _sampled_columns(rows: pd.DataFrame, learner: Learner) -> pd.DataFrame:
 
 
 def _slim(frame: pd.DataFrame) -> pd.DataFrame:
-    """Integer columns in the smallest type that holds them (labels are mostly 0/1)."""
-    out = frame.copy()
-    for column in out.columns:
-        if pd.api.types.is_integer_dtype(out[column]) and not pd.api.types.is_bool_dtype(
-            out[column]
-        ):
-            out[column] = pd.to_numeric(out[column], downcast="integer")
-    return out
+    """Integer columns in the smallest signed type that holds them (labels are mostly 0/1)."""
+    slim = {}
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            array = values.to_numpy()
+            if array.size and array.dtype.kind in "iu":
+                low, high = array.min(), array.max()
+                kind = next(
+                    (k for k in SMALL_INTS if np.iinfo(k).min <= low and high <= np.iinfo(k).max),
+                    None,
+                )
+                if kind is not None and kind().itemsize < array.dtype.itemsize:
+                    slim[column] = array.astype(kind)
+    return frame.assign(**slim) if slim else frame

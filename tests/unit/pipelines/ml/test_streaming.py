@@ -108,6 +108,28 @@ def test_the_bounded_sample_is_uniform_and_seeded():
     assert 4_000 < np.mean(picks[0]) < 6_000  # from the whole range, not the first batches
 
 
+@pytest.mark.parametrize("k, batch", [(1_000, 700), (1_000, 37), (50, 5_000), (20_000, 900)])
+def test_the_bounded_sample_is_the_rows_of_the_k_smallest_keys_in_their_order(k, batch):
+    """However the batches come and whenever the sample cuts back what it holds, it is the
+    rows whose keys (one draw per row, in order, from the seed) are the k smallest."""
+    rows = pd.DataFrame({"i": np.arange(10_000), "x": np.arange(10_000) * 0.5})
+    sample = streaming.BottomK(k, seed=3)
+    for start in range(0, len(rows), batch):
+        sample.add(rows.iloc[start : start + batch])
+    # The same generator, drawn batch by batch.
+    keys = np.concatenate(list(_draws(np.random.default_rng(3), len(rows), batch)))
+    expected = np.sort(np.argsort(keys, kind="stable")[:k])
+    got = sample.sample()
+    assert got["i"].tolist() == expected.tolist()
+    assert list(got.index) == list(range(len(got)))
+    assert got.equals(sample.sample())  # reading it twice changes nothing
+
+
+def _draws(rng, n: int, batch: int):
+    for start in range(0, n, batch):
+        yield rng.random(min(batch, n - start))
+
+
 def test_the_f1_threshold_from_one_sort_equals_a_full_evaluation_per_candidate():
     candidates = np.linspace(0.05, 0.95, 19)
     rng = np.random.default_rng(1)

@@ -169,3 +169,36 @@ def test_training_reads_only_the_columns_the_model_uses(tmp_path, name, fields, 
     assert sorted(read.columns) == sorted(columns)
     np.testing.assert_array_equal(learner.features(read), learner.features(frame))
     np.testing.assert_array_equal(learner.targets(read), learner.targets(frame))
+
+
+@pytest.mark.parametrize(
+    "name, fields",
+    [("predictive_maintenance", {"machines": 3}), ("visual_quality_control", {"images": 60})],
+)
+def test_the_rows_ray_data_reads_for_training_are_the_driver_s_training_rows(
+    tmp_path, name, fields
+):
+    """``training_tensors`` (Ray Data's transform of each block of the lake) gives the
+    features and targets of exactly the rows before the cutoff, as the driver computes them."""
+    import pyarrow.parquet as pq
+
+    use_case, learner, files, frame = _lake(tmp_path, name, fields)
+    time_column = use_case.table.time_column
+    split = TimeSplit.of(frame, time_column, learner.split_group)
+    columns = streaming.lake_columns(learner, time_column, evaluating=False)
+    blocks = [
+        streaming.training_tensors(
+            pq.read_table(f, columns=columns),
+            learner=learner,
+            time_column=time_column,
+            until=split.train_until,
+        )
+        for f in files
+    ]
+    train = split.train(frame)
+    features = np.concatenate([b["features"] for b in blocks])
+    np.testing.assert_array_equal(features, learner.features(train))
+    np.testing.assert_array_equal(
+        np.concatenate([b["target"] for b in blocks]), learner.targets(train)
+    )
+    assert features.dtype == np.float32

@@ -150,7 +150,7 @@ class BottomK:
     number of times whatever the number of batches. The sample is the rows of the ``k``
     smallest keys in the order they came, whenever the cuts happen."""
 
-    HOLD = 1.5
+    HOLD = 1.1
 
     def __init__(self, k: int, seed: int):
         self.k, self.rng = k, np.random.default_rng(seed)

@@ -7,7 +7,8 @@ fresh Ray head, one epoch, 2 CPU workers. Per size it prints the driver's and th
 training worker's peak RSS (as the job reports them; a worker's also without the object
 store's shared pages it maps, its private memory), the object store's spilled bytes, the
 job's wall time and rows/s, the epoch's time, and the share of the job spent outside the
-training loop (split, statistics, reading, evaluation, baseline). Then the ratios against 1x:
+training loop (split, statistics, evaluation, baseline; with several epochs also the read into
+the object store, which one epoch streams into the loop). Then the ratios against 1x:
 targets are driver and worker peaks at 16x <= 1.3x the 1x figure and the share outside the
 loop <= 25% at 16x. Prints; not a test.
 
@@ -68,8 +69,8 @@ def run_size(
     result = json.loads(result_path.read_text())
     phases, history = result["phases"], result["history"]
     rows = sum(_partition_rows(lake, d) for d in days)
-    # prepare_seconds holds the split, the statistics and the read into the object store
-    # (the last two at once; their own durations are in the phases too).
+    # prepare_seconds holds the split, the statistics and, with several epochs, the read into
+    # the object store (the last two at once; their own durations are in the phases too).
     outside = sum(
         phases.get(k, 0.0) for k in ("prepare_seconds", "evaluate_seconds", "baseline_seconds")
     )

@@ -109,13 +109,20 @@ def training_rows(config: dict):
         time_column=time_column,
         until=pd.Timestamp(config["train_until"]),
     )
-    # Blocks of BATCH_ROWS rows, not one per partition file: a worker maps the blocks it
-    # reads (plus those prefetched), so their size, not a day's rows, sets its memory.
     columns = streaming.lake_columns(learner, time_column, evaluating=False)
     files = config["files"]
     with footer_readers_for(len(files)):
         rows = ray.data.read_parquet(files, columns=columns, partitioning=None)
-    return rows.map_batches(transform, batch_format="pyarrow", batch_size=streaming.BATCH_ROWS)
+    rows = rows.map_batches(transform, batch_format="pyarrow", batch_size=streaming.BATCH_ROWS)
+    # Small blocks, not one per partition file: a worker converts each block it iterates and
+    # keeps what that took, so the blocks' size, not a day's rows, sets its memory.
+    rows.context.target_max_block_size = TRAINING_BLOCK_BYTES
+    return rows
+
+
+TRAINING_BLOCK_BYTES = 8 * 1024**2
+"""Largest block of training rows Ray Data makes (its default, 128 MiB, holds a whole day
+of a large fleet's rows)."""
 
 
 FOOTER_READERS_VARIABLE = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
@@ -200,11 +207,12 @@ WORKER_CACHE_MB = 64
 def _ray_data_batches(config: dict, rank: int, device):
     """Batches from this worker's shard of the ``train`` dataset (Ray Data).
 
-    A shard up to ``worker_cache_bytes`` is read once and kept in the worker's memory: each
-    later epoch only reshuffles it (iterating a Ray Data split has a fixed cost per epoch, a
-    streaming split's start-up, which would dominate small epochs). A larger shard, or a run
-    that streams its data (``--streaming-data``), is read from the object store every epoch,
-    shuffled within windows, so the worker holds a few windows whatever the data's size.
+    A shard up to ``worker_cache_bytes`` is read once and kept in the worker's memory when a
+    later epoch will use it: each later epoch only reshuffles it (iterating a Ray Data split
+    has a fixed cost per epoch, a streaming split's start-up, which would dominate small
+    epochs). A larger shard, a run's last epoch, or a run that streams its data
+    (``--streaming-data``) is read every epoch, shuffled within windows, so the worker holds
+    a few windows whatever the data's size.
     """
     import ray.train
 
@@ -216,8 +224,10 @@ def _ray_data_batches(config: dict, rank: int, device):
     cache: list[torch.Tensor] = []
     stream_each_epoch = [bool(config.get("streaming_data"))]
 
+    last_epoch = int(config["epochs"]) - 1
+
     def epoch_batches(epoch: int):
-        if stream_each_epoch[0]:
+        if stream_each_epoch[0] or (epoch == last_epoch and not cache):  # no later epoch
             yield from iterate_batches(shard, batch_size, seed + 10 * epoch, device, scaler)
             return
         if not cache:
@@ -675,20 +685,23 @@ def main(argv: list[str] | None = None) -> dict:
         "hidden": hidden,
         "seed": args.seed,
     }
+    # Several epochs: read and transform the rows once into the object store, so each epoch
+    # only iterates them instead of re-reading and re-decoding the lake
+    # (bench.ray_data_feed_rate). One epoch reads them once either way: they stream from the
+    # lake to the workers while they train, instead of the workers waiting for the whole read.
+    materialize = args.epochs > 1 and not args.streaming_data
     with ThreadPoolExecutor(1, thread_name_prefix="conveyor-read") as reading:
         train_data = training_rows(config)
-        if not args.streaming_data:
-            # Read and transform once into the object store: each epoch then only iterates
-            # it instead of re-reading and re-decoding the lake (bench.ray_data_feed_rate).
+        if materialize:
             read = reading.submit(_timed, train_data.materialize)
         statistics = streaming.training_statistics(train_files, split, learner, seed=args.seed)
         phases["statistics_seconds"] = time.perf_counter() - started
-        if not args.streaming_data:
+        if materialize:
             train_data, phases["read_seconds"] = read.result()
     scaler = statistics.scaler
     pos_weight = learner.pos_weight(statistics.targets)
     config.update(scaler=scaler.as_dict(), pos_weight=pos_weight)
-    # Split, statistics and reading, from the start (the last two at once).
+    # Split, statistics and (several epochs) reading, from the start (the last two at once).
     phases["prepare_seconds"] = time.perf_counter() - started
     phases["prepare_peak_rss_bytes"] = peak_rss_bytes()
     log.info(

@@ -81,39 +81,87 @@ def _group_start(spans: pd.DataFrame, boundary: pd.Timestamp) -> pd.Timestamp:
         boundary = cut["min"].min()
 
 
+CHUNK_ROWS = 1 << 20
+"""Rows a per-row computation below takes at a time: its temporaries are per chunk, so the
+holdout's size does not multiply the driver's memory."""
+
+
+def _chunks(rows: int):
+    return (slice(start, start + CHUNK_ROWS) for start in range(0, rows, CHUNK_ROWS))
+
+
 def calibration_error(probabilities: np.ndarray, target: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error: the gap between predicted and observed rates, per bin."""
+    """Expected calibration error: the gap between predicted and observed rates, per bin
+    (sums per bin, a chunk of rows at a time)."""
+    probabilities, target = np.asarray(probabilities), np.asarray(target)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(probabilities, edges[1:-1]), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            error += mask.mean() * abs(probabilities[mask].mean() - target[mask].mean())
-    return float(error)
+    count, predicted, observed = np.zeros(bins), np.zeros(bins), np.zeros(bins)
+    for rows in _chunks(len(probabilities)):
+        which = np.clip(np.digitize(probabilities[rows], edges[1:-1]), 0, bins - 1)
+        count += np.bincount(which, minlength=bins)
+        predicted += np.bincount(which, weights=probabilities[rows], minlength=bins)
+        observed += np.bincount(which, weights=target[rows], minlength=bins)
+    filled = count > 0
+    gaps = np.abs(predicted[filled] - observed[filled]) / count[filled]
+    return float((count[filled] / max(len(probabilities), 1) * gaps).sum())
+
+
+def ranked_counts(probabilities: np.ndarray, target: np.ndarray):
+    """(false positives, true positives, threshold) at each distinct score, highest score
+    first: what PR and ROC curves and the average precision are made of, from one sort.
+
+    The same counts as scikit-learn's curves, kept as integers of the smallest width the rows
+    allow, not float64 copies of every row: on a large holdout the curves, not the model,
+    set the driver's peak."""
+    scores = np.asarray(probabilities)
+    positive = np.asarray(target) == 1
+    order = np.argsort(scores, kind="stable")[::-1]
+    ordered, hits = scores[order], positive[order]
+    del order
+    # The last row of each run of equal scores: every row above a threshold counts there.
+    ends = np.flatnonzero(ordered[1:] != ordered[:-1])
+    ends = np.append(ends, len(ordered) - 1).astype(np.int32 if len(ordered) < 2**31 else np.int64)
+    true_pos = np.cumsum(hits, dtype=ends.dtype)[ends]
+    false_pos = ends + 1 - true_pos
+    return false_pos, true_pos, ordered[ends]
+
+
+def average_precision(false_pos: np.ndarray, true_pos: np.ndarray) -> float:
+    """Average precision from ``ranked_counts``: the precision at each threshold weighted by
+    the recall it adds (scikit-learn's ``average_precision_score``, no interpolation)."""
+    if not len(true_pos) or true_pos[-1] == 0:
+        return 0.0
+    tp = true_pos.astype(np.float64)
+    added = np.diff(tp, prepend=0.0)
+    return float((added / tp[-1] * (tp / (tp + false_pos))).sum())
 
 
 def binary_metrics(probabilities: np.ndarray, target: np.ndarray, threshold: float) -> dict:
-    from sklearn.metrics import (
-        average_precision_score,
-        brier_score_loss,
-        f1_score,
-        precision_score,
-        recall_score,
+    """Precision, recall and F1 at ``threshold``, PR-AUC (average precision), Brier score and
+    calibration error: scikit-learn's definitions (zero where undefined), from counts and
+    one sort rather than per-metric float64 copies of every row."""
+    probabilities = np.asarray(probabilities)
+    positive = np.asarray(target) == 1
+    predicted = probabilities >= threshold
+    rows, positives = len(positive), int(np.count_nonzero(positive))
+    flagged, hits = int(np.count_nonzero(predicted)), int(np.count_nonzero(predicted & positive))
+    del predicted
+    squared = sum(
+        float(np.square(probabilities[part].astype(np.float64) - positive[part]).sum())
+        for part in _chunks(rows)
     )
-
-    predicted = (probabilities >= threshold).astype(int)
-    has_both = 0 < target.sum() < len(target)
     return {
-        "pr_auc": float(average_precision_score(target, probabilities)) if has_both else 0.0,
-        "f1": float(f1_score(target, predicted, zero_division=0)),
-        "precision": float(precision_score(target, predicted, zero_division=0)),
-        "recall": float(recall_score(target, predicted, zero_division=0)),
-        "brier": float(brier_score_loss(target, probabilities)) if len(target) else 0.0,
-        "ece": calibration_error(probabilities, target) if len(target) else 0.0,
+        "pr_auc": average_precision(*ranked_counts(probabilities, positive)[:2])
+        if 0 < positives < rows
+        else 0.0,
+        "f1": 2 * hits / (flagged + positives) if flagged + positives else 0.0,
+        "precision": hits / flagged if flagged else 0.0,
+        "recall": hits / positives if positives else 0.0,
+        "brier": squared / rows if rows else 0.0,
+        "ece": calibration_error(probabilities, positive) if rows else 0.0,
         "threshold": float(threshold),
-        "rows": int(len(target)),
-        "positives": int(target.sum()),
+        "rows": int(rows),
+        "positives": positives,
     }
 
 
@@ -253,22 +301,43 @@ def regression_figures(predictions: np.ndarray, target: np.ndarray, out_dir) -> 
     return [out / "predicted_vs_actual.png"]
 
 
+PLOT_POINTS = 2_000
+"""Points a curve is drawn with: more than a 400-pixel figure can show, far fewer than a
+large holdout's distinct scores."""
+
+
+def _thinned(*curves: np.ndarray, points: int = PLOT_POINTS) -> tuple[np.ndarray, ...]:
+    """The curves at ``points`` evenly spaced positions, both ends kept."""
+    if len(curves[0]) <= points:
+        return curves
+    keep = np.unique(np.linspace(0, len(curves[0]) - 1, points).astype(np.int64))
+    return tuple(curve[keep] for curve in curves)
+
+
 def binary_figures(
     probabilities: np.ndarray, target: np.ndarray, threshold: float, out_dir
 ) -> list:
     """A PR curve, a ROC curve and a confusion matrix as PNG files in ``out_dir``; their
-    paths."""
+    paths. The curves come from ``ranked_counts`` and are drawn with at most
+    ``PLOT_POINTS`` points each."""
     from pathlib import Path
 
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    precision, recall, _ = precision_recall_curve(target, probabilities)
+    positive = np.asarray(target) == 1
+    false_pos, true_pos, _ = ranked_counts(probabilities, positive)
+    positives, negatives = int(np.count_nonzero(positive)), int(len(positive) - positive.sum())
+    tp = true_pos.astype(np.float64)
+    flagged = tp + false_pos
+    precision = np.divide(tp, flagged, out=np.zeros_like(tp), where=flagged > 0)
+    recall = tp / positives if positives else np.ones_like(tp)
+    # scikit-learn's curve ends at (recall 0, precision 1).
+    recall, precision = _thinned(np.append(recall[::-1], 0.0), np.append(precision[::-1], 1.0))
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot(recall, precision)
     ax.set(xlabel="recall", ylabel="precision", title="Holdout PR curve")
@@ -277,8 +346,10 @@ def binary_figures(
     plt.close(fig)
     paths = [out / "pr_curve.png"]
 
-    if len(np.unique(target)) == 2:  # a ROC curve needs both classes in the holdout
-        false_alarms, hits, _ = roc_curve(target, probabilities)
+    if positives and negatives:  # a ROC curve needs both classes in the holdout
+        hits, false_alarms = _thinned(
+            np.append(0.0, tp / positives), np.append(0.0, false_pos / negatives)
+        )
         fig, ax = plt.subplots(figsize=(4, 4))
         ax.plot(false_alarms, hits)
         ax.plot([0, 1], [0, 1], linestyle=":", color="grey")
@@ -287,8 +358,17 @@ def binary_figures(
         fig.savefig(out / "roc_curve.png", dpi=100)
         plt.close(fig)
         paths.append(out / "roc_curve.png")
+    del false_pos, true_pos, tp, flagged
 
-    matrix = confusion_matrix(target, (probabilities >= threshold).astype(int), labels=[0, 1])
+    predicted = np.asarray(probabilities) >= threshold
+    hit = int(np.count_nonzero(predicted & positive))
+    flagged_rows = int(np.count_nonzero(predicted))
+    matrix = np.array(
+        [
+            [negatives - (flagged_rows - hit), flagged_rows - hit],
+            [positives - hit, hit],
+        ]
+    )
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(matrix, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):

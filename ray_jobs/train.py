@@ -3,10 +3,11 @@ for every use case, which supplies its features, target, network and holdout rul
 learner (``pipelines.ml.learner``).
 
 ``train_loop_per_worker(config)`` is the per-worker loop, also runnable in one plain process
-(``run_local``). ``main()`` is the Ray Jobs entrypoint: it reads the use case's lake
-partitions, fits the scaler, runs the trainer with a run name that is stable for the DAG run
-(so a retry resumes from the last checkpoint), evaluates on a time-based holdout and writes the
-model and a typed result.
+(``run_local``). ``main()`` is the Ray Jobs entrypoint: it splits the use case's lake
+partitions by time, fits the scaler in a Ray task while the trainer starts its workers, streams
+the rows to the workers with Ray Data, runs the trainer with a run name that is stable for the
+DAG run (so a retry resumes from the last checkpoint), evaluates on a time-based holdout and
+writes the model and a typed result. The driver never holds the lake.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +98,7 @@ def training_rows(config: dict):
     so loading streams and scales with the cluster instead of the driver's memory.
 
     The features are not scaled here: each worker scales what it iterates with the run's
-    scaler (``config["scaler"]``), so the rows can be read while the driver is still
+    scaler (``with_statistics``), so the rows can be read while the statistics task is still
     computing that scaler. The transform (``streaming.training_tensors``, given the learner
     itself) imports neither torch nor the use-case catalog in the read workers."""
     import ray.data
@@ -272,6 +273,7 @@ def run_local(config: dict) -> dict:
 
 def _train(config: dict):
     return_freed_memory()
+    config = with_statistics(config)
     torch.manual_seed(int(config.get("seed", 0)))
     distributed = _in_ray_train()
     rank, world = 0, 1
@@ -566,6 +568,43 @@ def scored_parts(frame: pd.DataFrame, width: int):
         yield name, rows, scores[:, 0] if width == 0 else scores
 
 
+@dataclass(frozen=True)
+class RunStatistics:
+    """What the workers and the driver need of the training rows' statistics
+    (``streaming.training_statistics``), and the seconds the pass took."""
+
+    scaler: dict
+    pos_weight: float
+    rows: int
+    baseline_sample: pd.DataFrame
+    seconds: float
+
+
+def run_statistics(files: list[str], split, use_case: str, seed: int) -> RunStatistics:
+    """The statistics pass as the driver runs it in a Ray task of its own (``main``)."""
+    started = time.perf_counter()
+    learner = learner_of(get_use_case(use_case))
+    statistics = streaming.training_statistics(files, split, learner, seed=seed)
+    return RunStatistics(
+        scaler=statistics.scaler.as_dict(),
+        pos_weight=learner.pos_weight(statistics.targets),
+        rows=statistics.rows,
+        baseline_sample=statistics.baseline_sample,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def with_statistics(config: dict) -> dict:
+    """``config`` with the run's scaler and class weight: as given (a local run), or from
+    the statistics task the driver started (``config["statistics"]``), waited for here."""
+    if "statistics" not in config:
+        return config
+    import ray
+
+    statistics = ray.get(config["statistics"])
+    return {**config, "scaler": statistics.scaler, "pos_weight": statistics.pos_weight}
+
+
 EVALUATION_IMPORTS = ("sklearn.metrics", "sklearn.linear_model", "matplotlib")
 """What evaluation, the baseline and the figures import (seconds of a cold start): imported
 while the driver only waits for the workers (``warm_imports``), not after."""
@@ -660,16 +699,20 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("train: --dates names no partition")
     files = lake.partition_files(args.lake, days, table.name)
     manifests = {d.isoformat(): lake.read_manifest(args.lake, d, table.name).sha256 for d in days}
-    # The driver never holds the lake: the split from one read of the time column, the
-    # statistics from one streamed pass over the training files (pipelines.ml.streaming),
-    # while Ray Data reads the training rows into the object store (they are scaled by the
-    # workers, so the read does not wait for the scaler).
+    # The driver never holds the lake: the split from one read of the time column; the
+    # statistics from one streamed pass over the training files (pipelines.ml.streaming) in a
+    # task of their own, which runs while the trainer starts its workers (they wait for its
+    # scaler and class weight, and scale the rows they read themselves).
     phases: dict[str, float] = {}
     started = time.perf_counter()
     scanned = streaming.scan(files, table.time_column, learner.split_group)
     split = scanned.split()
     train_files = scanned.files_before(split.train_until)
     ray.init(ignore_reinit_error=True)
+    # No CPU reserved for it: the workers that wait for it may hold every CPU of the cluster
+    # (the driver's own pass needed none either).
+    task = ray.remote(num_cpus=0, max_retries=2)(run_statistics)
+    statistics_ref = task.remote(train_files, split, use_case.name, args.seed)
     use_gpu = _use_gpu(args.use_gpu)
     name = args.name or run_key(default=f"train-{'-'.join(d.isoformat() for d in days)}")
     config = {
@@ -684,33 +727,19 @@ def main(argv: list[str] | None = None) -> dict:
         "lr": args.lr,
         "hidden": hidden,
         "seed": args.seed,
+        "statistics": statistics_ref,
     }
-    # Several epochs: read and transform the rows once into the object store, so each epoch
-    # only iterates them instead of re-reading and re-decoding the lake
-    # (bench.ray_data_feed_rate). One epoch reads them once either way: they stream from the
-    # lake to the workers while they train, instead of the workers waiting for the whole read.
-    materialize = args.epochs > 1 and not args.streaming_data
-    with ThreadPoolExecutor(1, thread_name_prefix="conveyor-read") as reading:
-        train_data = training_rows(config)
-        if materialize:
-            read = reading.submit(_timed, train_data.materialize)
-        statistics = streaming.training_statistics(train_files, split, learner, seed=args.seed)
-        phases["statistics_seconds"] = time.perf_counter() - started
-        if materialize:
-            train_data, phases["read_seconds"] = read.result()
-    scaler = statistics.scaler
-    pos_weight = learner.pos_weight(statistics.targets)
-    config.update(scaler=scaler.as_dict(), pos_weight=pos_weight)
-    # Split, statistics and (several epochs) reading, from the start (the last two at once).
+    train_data = training_rows(config)
+    if args.epochs > 1 and not args.streaming_data:
+        # Several epochs: read and transform the rows once into the object store, so each
+        # epoch only iterates them instead of re-reading and re-decoding the lake
+        # (bench.ray_data_feed_rate). One epoch reads them once either way: they stream from
+        # the lake to the workers while they train.
+        train_data, phases["read_seconds"] = _timed(train_data.materialize)
+    # The split, the Ray connection and (several epochs) the read, from the start.
     phases["prepare_seconds"] = time.perf_counter() - started
     phases["prepare_peak_rss_bytes"] = peak_rss_bytes()
-    log.info(
-        "training name=%s rows=%d workers=%d gpu=%s",
-        name,
-        statistics.rows,
-        args.num_workers,
-        use_gpu,
-    )
+    log.info("training name=%s workers=%d gpu=%s", name, args.num_workers, use_gpu)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=config,
@@ -729,9 +758,18 @@ def main(argv: list[str] | None = None) -> dict:
     )
     started = time.perf_counter()
     warm_imports()  # the driver waits for the workers now
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except Exception:
+        ray.get(statistics_ref)  # a failed statistics pass is the error to show
+        raise
     phases["fit_seconds"] = time.perf_counter() - started
     phases["fit_peak_rss_bytes"] = peak_rss_bytes()
+    statistics = ray.get(statistics_ref)
+    scaler = Scaler.from_dict(statistics.scaler, learner.feature_names)
+    pos_weight = statistics.pos_weight
+    phases["statistics_seconds"] = statistics.seconds
+    log.info("trained name=%s rows=%d", name, statistics.rows)
     with result.checkpoint.as_directory() as directory:
         state = torch.load(Path(directory) / CHECKPOINT_FILE, weights_only=True)
 

@@ -246,15 +246,20 @@ def training_tensors(
 SMALL_INTS = (np.int8, np.int16, np.int32)
 
 
+def _smallest_int(values: np.ndarray):
+    """The smallest of ``SMALL_INTS`` that holds every one of ``values`` (whole numbers, not
+    empty); None when none does."""
+    low, high = values.min(), values.max()
+    return next((k for k in SMALL_INTS if np.iinfo(k).min <= low and high <= np.iinfo(k).max), None)
+
+
 def _compact(values: np.ndarray) -> np.ndarray:
     """Class labels as the smallest integer type; other values as they are."""
     values = np.asarray(values)
     if values.size and np.all(np.mod(values, 1) == 0):
-        low, high = values.min(), values.max()
-        for kind in SMALL_INTS:
-            info = np.iinfo(kind)
-            if info.min <= low and high <= info.max:
-                return values.astype(kind)
+        kind = _smallest_int(values)
+        if kind is not None:
+            return values.astype(kind)
     return values
 
 
@@ -372,11 +377,7 @@ def _slim(frame: pd.DataFrame) -> pd.DataFrame:
         if pd.api.types.is_integer_dtype(values) and not pd.api.types.is_bool_dtype(values):
             array = values.to_numpy()
             if array.size and array.dtype.kind in "iu":
-                low, high = array.min(), array.max()
-                kind = next(
-                    (k for k in SMALL_INTS if np.iinfo(k).min <= low and high <= np.iinfo(k).max),
-                    None,
-                )
+                kind = _smallest_int(array)
                 if kind is not None and kind().itemsize < array.dtype.itemsize:
                     slim[column] = array.astype(kind)
     return frame.assign(**slim) if slim else frame

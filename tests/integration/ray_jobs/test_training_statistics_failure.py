@@ -2,11 +2,11 @@
 
 The statistics (scaler, class weights, baseline sample) run in a Ray task of their own while
 the trainer starts its workers, who wait for them; a worker that finds the task failed fails
-its group, and Ray Train then reports only that the group failed. The driver asks the task
-for its result first, so the job's error names what is wrong with the data. Real Ray job on
-the session's Ray head; the fault is a real one: a training partition whose torque pages are
-corrupt on disk (its footer and time column intact, so the split and Ray Data's planning
-pass), which the statistics decode before any worker reads a row.
+its group, and Ray Train raises a WorkerGroupError around a snippet of the worker's log. The
+driver asks the task for its result first, so the job's last error is the task's own. Real
+Ray job on the session's Ray head; the fault is a real one: a training partition whose torque
+pages are corrupt on disk (its footer and time column intact, so the split and Ray Data's
+planning pass), which the statistics decode before any worker reads a row.
 """
 
 import datetime as dt
